@@ -1,0 +1,21 @@
+"""The framework core: modules, graph tensors, graphs, config I/O. No deep-learning framework here."""
+from .context import Context, debug_mode, default_context
+from .decorators import add_port_docs, deprecated
+from .errors import *  # noqa: F401,F403
+from .errors import __all__ as _error_names
+from .graph import Graph
+from .module import NeuralModule
+from .tensor import ModuleCall, NmTensor
+
+__all__ = [
+    "Context",
+    "debug_mode",
+    "default_context",
+    "add_port_docs",
+    "deprecated",
+    "Graph",
+    "NeuralModule",
+    "ModuleCall",
+    "NmTensor",
+    *_error_names,
+]

@@ -1,0 +1,36 @@
+"""The default context: per-process settings that modules read, kept in one explicit object."""
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+__all__ = ["Context", "default_context", "debug_mode"]
+
+
+@dataclass
+class Context:
+    """`debug` turns on shape checks of real tensors against declared axes in eager calls."""
+
+    debug: bool = False
+    _name_counters: dict = field(default_factory=lambda: defaultdict(itertools.count))
+
+    def unique_name(self, base: str) -> str:
+        index = next(self._name_counters[base])
+        return base if index == 0 else f"{base}_{index}"
+
+
+default_context = Context()
+
+
+@contextlib.contextmanager
+def debug_mode(enabled: bool = True, context: Context = default_context) -> Iterator[Context]:
+    """Check every eager call's tensors against the module's declared axes (rank and fixed sizes)."""
+    previous = context.debug
+    context.debug = enabled
+    try:
+        yield context
+    finally:
+        context.debug = previous

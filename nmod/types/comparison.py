@@ -1,0 +1,20 @@
+"""The outcome of comparing two neural types, with NeMo's names and values."""
+from enum import Enum
+
+__all__ = ["NeuralTypeComparisonResult"]
+
+
+class NeuralTypeComparisonResult(Enum):
+    SAME = 0
+    LESS = 1  # the first type is a subtype of the second
+    GREATER = 2  # the first type is a supertype of the second: it accepts the second
+    DIM_INCOMPATIBLE = 3  # same elements, but rank or axis sizes differ
+    TRANSPOSE_SAME = 4  # same elements and axes, in another order
+    CONTAINER_SIZE_MISMATCH = 5  # same elements and axes, but a list axis has another length
+    INCOMPATIBLE = 6
+    SAME_TYPE_INCOMPATIBLE_PARAMS = 7
+
+    @property
+    def accepts(self) -> bool:
+        """True when a port of the first type may consume a tensor of the second."""
+        return self in (NeuralTypeComparisonResult.SAME, NeuralTypeComparisonResult.GREATER)
