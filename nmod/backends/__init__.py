@@ -1,0 +1,1 @@
+"""Backends execute module graphs. PyTorch is the one implementation."""

@@ -1,0 +1,5 @@
+"""The PyTorch backend: modules with weights, data layers, and the executor."""
+from .module import DataLayerNM, TrainableNM
+from .serialization import UnsafeCheckpointError, atomic_torch_save, load_weights
+
+__all__ = ["TrainableNM", "DataLayerNM", "atomic_torch_save", "load_weights", "UnsafeCheckpointError"]

@@ -1,0 +1,64 @@
+"""torch.distributed plumbing: process group set-up from torchrun's environment, sharding, gathering."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistributedContext", "init_distributed"]
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def all_true(self, flag: bool, device: torch.device) -> bool:
+        """Every rank gets the same answer, so all ranks agree on when to stop or skip."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1 if flag else 0], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item())
+
+    def gather_objects(self, obj: Any) -> List[Any]:
+        if not self.enabled:
+            return [obj]
+        out: List[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+
+def init_distributed(local_rank: Optional[int], device_type: str) -> DistributedContext:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR, ...), if any.
+
+    NCCL on GPUs, gloo on CPUs. Multi-node rendezvous is torchrun's job; we only read its variables.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if world_size <= 1:
+        return DistributedContext(rank=0, local_rank=local_rank, world_size=1)
+    rank = int(os.environ.get("RANK", str(local_rank)))
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return DistributedContext(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size())

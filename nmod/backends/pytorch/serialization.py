@@ -1,0 +1,53 @@
+"""Saving and loading tensors safely: atomic writes, and weights_only loads by default."""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["atomic_torch_save", "load_weights", "UnsafeCheckpointError"]
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """The file needs arbitrary unpickling, which we refuse unless the user opts in."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash mid-write leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_weights(path: str | os.PathLike, allow_unsafe: bool = False, map_location: str = "cpu") -> Any:
+    """`torch.load(weights_only=True)`; a file that needs more is refused with how to opt in."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not allow_unsafe)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(
+            f"{path} contains objects that torch.load(weights_only=True) refuses to unpickle ({e}). "
+            "Only load it if you trust its source: pass allow_unsafe=True "
+            "(or --allow_unsafe_checkpoint on the command line)."
+        ) from None
+    except RuntimeError as e:
+        raise ValueError(f"Cannot read checkpoint {path}: {e}") from None

@@ -1,0 +1,158 @@
+"""NeuralModuleFactory: the user's entry point, with NeMo 0.11's signature so scripts port easily."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from enum import Enum
+from typing import Any, List, Optional, Sequence
+
+__all__ = ["NeuralModuleFactory", "DeviceType", "Backend"]
+
+logger = logging.getLogger("nmod")
+
+
+class DeviceType(Enum):
+    CPU = "cpu"
+    GPU = "gpu"
+    AllGpu = "all_gpu"
+
+
+class Backend(Enum):
+    PyTorch = "pytorch"
+
+
+class NeuralModuleFactory:
+    """Sets up the device, precision, process group, seeds and logging, then runs actions on graphs.
+
+    Args:
+        local_rank: this process's GPU index under torchrun (read from LOCAL_RANK when None).
+        optimization_level: "O0" fp32, "O1" autocast, "O2" half weights + fp32 master, "O3" pure half.
+        placement: DeviceType or "cpu"/"gpu"; None picks the GPU when there is one.
+        random_seed: seeds python, numpy and torch; also the data order (default 0).
+        log_dir: where logs (and TensorBoard events) go; created if missing.
+        checkpoint_dir: default folder for CheckpointCallback and `infer(checkpoint_dir=...)`.
+        create_tb_writer: make a TensorBoard SummaryWriter in log_dir (needs `tensorboard`).
+        amp_dtype: "float16" or "bfloat16" for O1-O3 (default: fp16 on CUDA, bf16 on the CPU).
+        progress_bar: tqdm bar on training loops; None shows it on rank 0 when stderr is a TTY.
+    """
+
+    def __init__(
+        self,
+        local_rank: Optional[int] = None,
+        optimization_level: str = "O0",
+        placement: Any = None,
+        random_seed: Optional[int] = None,
+        log_dir: Optional[str] = None,
+        checkpoint_dir: Optional[str] = None,
+        create_tb_writer: bool = False,
+        backend: Backend = Backend.PyTorch,
+        amp_dtype: Optional[str] = None,
+        progress_bar: Optional[bool] = None,
+        cudnn_benchmark: bool = False,
+    ):
+        import numpy as np
+        import torch
+
+        from nmod.backends.pytorch.actions import PtActions
+        from nmod.backends.pytorch.distributed import init_distributed
+        from nmod.backends.pytorch.precision import Precision
+
+        if backend is not Backend.PyTorch:
+            raise ValueError(f"Only the PyTorch backend exists, got {backend}")
+        self.device = _pick_device(placement, local_rank)
+        self.dist = init_distributed(local_rank, self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.backends.cudnn.benchmark = cudnn_benchmark
+        self.seed = 0 if random_seed is None else int(random_seed)
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        torch.manual_seed(self.seed)
+        dtype = {None: None, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
+                 "bf16": torch.bfloat16}
+        if amp_dtype not in dtype:
+            raise ValueError(f"amp_dtype must be one of {[k for k in dtype if k]}, got {amp_dtype!r}")
+        self.precision = Precision(optimization_level, self.device, dtype[amp_dtype])
+        self.log_dir = log_dir
+        self.checkpoint_dir = checkpoint_dir
+        _setup_logging(self.dist.is_main, log_dir)
+        self.tb_writer = None
+        if create_tb_writer and self.dist.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ImportError("create_tb_writer=True needs TensorBoard: pip install tensorboard") from None
+            self.tb_writer = SummaryWriter(log_dir=os.path.join(log_dir or "runs", "tensorboard"))
+        self._actions = PtActions(self.device, self.precision, self.dist, self.seed, self.tb_writer, progress_bar)
+        if self.dist.is_main:
+            logger.info(f"nmod: device {self.device}, {self.dist.world_size} process(es), "
+                        f"{optimization_level} ({self.precision.dtype if optimization_level != 'O0' else 'float32'})")
+
+    @property
+    def world_size(self) -> int:
+        return self.dist.world_size
+
+    @property
+    def global_rank(self) -> int:
+        return self.dist.rank
+
+    @property
+    def local_rank(self) -> int:
+        return self.dist.local_rank
+
+    @property
+    def optim_level(self) -> str:
+        return self.precision.opt_level
+
+    @property
+    def actions(self):
+        return self._actions
+
+    def train(self, tensors_to_optimize, optimizer="adam", optimization_params=None, callbacks=None,
+              lr_policy=None, batches_per_step: int = 1, stop_on_nan_loss: bool = False) -> None:
+        """See `nmod.backends.pytorch.PtActions.train` and docs/training.md."""
+        self._actions.train(tensors_to_optimize, optimizer, optimization_params, callbacks, lr_policy,
+                            batches_per_step, stop_on_nan_loss)
+
+    def eval(self, callbacks: Sequence[Any]) -> None:
+        self._actions.eval(callbacks)
+
+    def infer(self, tensors, checkpoint_dir: Optional[str] = None, cache: bool = False,
+              offload_to_cpu: bool = True, use_cache: bool = False) -> List[List[Any]]:
+        return self._actions.infer(tensors, checkpoint_dir, cache, offload_to_cpu, use_cache)
+
+
+def _pick_device(placement: Any, local_rank: Optional[int]):
+    import torch
+
+    if isinstance(placement, DeviceType):
+        placement = placement.value
+    if placement in (None, "auto"):
+        placement = "gpu" if torch.cuda.is_available() else "cpu"
+    if placement == "cpu":
+        return torch.device("cpu")
+    if placement in ("gpu", "cuda", "all_gpu"):
+        if not torch.cuda.is_available():
+            raise RuntimeError("placement='gpu' but CUDA is not available; use placement='cpu'")
+        return torch.device("cuda", local_rank or 0)
+    raise ValueError(f"placement must be DeviceType.CPU/GPU or 'cpu'/'gpu', got {placement!r}")
+
+
+def _setup_logging(is_main: bool, log_dir: Optional[str]) -> None:
+    """Rank 0 logs at INFO; other ranks only warnings and errors, so output is not repeated N times."""
+    root = logging.getLogger("nmod")
+    root.setLevel(logging.INFO if is_main else logging.WARNING)
+    if not any(getattr(h, "_nmod", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("[nmod %(asctime)s %(levelname)s] %(message)s", "%H:%M:%S"))
+        handler._nmod = True
+        root.addHandler(handler)
+        root.propagate = False
+        if log_dir and is_main:
+            os.makedirs(log_dir, exist_ok=True)
+            fh = logging.FileHandler(os.path.join(log_dir, "nmod.log"))
+            fh.setFormatter(handler.formatter)
+            fh._nmod = True
+            root.addHandler(fh)
