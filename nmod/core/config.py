@@ -99,9 +99,21 @@ def class_path(cls: type) -> str:
 
 
 def import_class(path: str, where: str) -> type:
-    module_name, _, class_name = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, class_name)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ConfigFieldError(f"{where}: cannot import class '{path}': {e}") from None
+    """Import 'package.module.Class', or 'package.module.Outer.Inner' as `class_path` writes it."""
+    parts = path.split(".")
+    error: Exception = ValueError("not a dotted path")
+    for split in range(len(parts) - 1, 0, -1):  # the longest importable module prefix wins
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError as e:
+            if split == len(parts) - 1:  # report the most specific failure, e.g. an error inside it
+                error = e
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+            return obj
+        except AttributeError as e:
+            error = e
+            break
+    raise ConfigFieldError(f"{where}: cannot import class '{path}': {error}") from None

@@ -5,6 +5,8 @@ __all__ = ["NeuralTypeComparisonResult"]
 
 
 class NeuralTypeComparisonResult(Enum):
+    """How an expected type (an input port's) relates to a given one (a tensor's); see `accepts`."""
+
     SAME = 0
     LESS = 1  # the first type is a subtype of the second
     GREATER = 2  # the first type is a supertype of the second: it accepts the second
