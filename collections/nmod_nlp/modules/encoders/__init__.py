@@ -1,0 +1,32 @@
+"""Pretrained encoders: Megatron-LM BERT and Google/HF BERT, with their checkpoint loaders."""
+from .attention import UNPAD_MIN_PADDING_FRACTION, Packed, Padded, choose_layout
+from .bert import BERT, BertConfig, BertModel
+from .checkpoints import (
+    load_bert_state_dict,
+    load_megatron_state_dict,
+    read_hf_checkpoint,
+    read_megatron_checkpoint,
+    save_megatron_checkpoint,
+)
+from .megatron import MegatronBERT, MegatronBertConfig, MegatronBertModel, padded_vocab_size
+from .pretrained import get_pretrained_lm_model
+
+__all__ = [
+    "BERT",
+    "BertConfig",
+    "BertModel",
+    "MegatronBERT",
+    "MegatronBertConfig",
+    "MegatronBertModel",
+    "Packed",
+    "Padded",
+    "UNPAD_MIN_PADDING_FRACTION",
+    "choose_layout",
+    "get_pretrained_lm_model",
+    "load_bert_state_dict",
+    "load_megatron_state_dict",
+    "padded_vocab_size",
+    "read_hf_checkpoint",
+    "read_megatron_checkpoint",
+    "save_megatron_checkpoint",
+]

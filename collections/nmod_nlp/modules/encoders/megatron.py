@@ -1,0 +1,366 @@
+"""Megatron-LM BERT: pre-LayerNorm blocks, fused QKV, final LayerNorm, padded word embeddings.
+
+Parameter names are Megatron-LM's own (``language_model.embedding.word_embeddings``,
+``encoder.layers.N.self_attention.query_key_value``, ``mlp.dense_h_to_4h``, ...), so loading a Megatron
+checkpoint is a table of renames (see ``checkpoints.py``), not a puzzle.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nmod.backends.pytorch import TrainableNM
+from nmod.types import ChannelType, MaskType, NeuralType
+
+from .attention import ATTENTION_IMPLS, Packed, Padded, choose_layout
+from .checkpoints import load_megatron_state_dict, read_megatron_checkpoint
+
+ACTIVATIONS = {
+    "gelu": nn.functional.gelu,
+    "gelu_new": partial(nn.functional.gelu, approximate="tanh"),  # Megatron's --openai-gelu
+    "gelu_pytorch_tanh": partial(nn.functional.gelu, approximate="tanh"),
+    "relu": nn.functional.relu,
+}
+
+# Accepted spellings of each config field: Megatron's config.json (hyphens), its argparse names
+# (underscores) and Hugging Face's ``config.json`` names.
+_MEGATRON_KEYS = {
+    "hidden_size": ("hidden_size",),
+    "num_layers": ("num_layers", "num_hidden_layers"),
+    "num_attention_heads": ("num_attention_heads",),
+    "max_position_embeddings": ("max_position_embeddings", "max_seq_length"),
+    "ffn_hidden_size": ("ffn_hidden_size", "intermediate_size"),
+    "vocab_size": ("vocab_size",),
+    "padded_vocab_size": ("padded_vocab_size",),
+    "num_tokentypes": ("num_tokentypes", "type_vocab_size"),
+    "make_vocab_size_divisible_by": ("make_vocab_size_divisible_by",),
+    "layernorm_epsilon": ("layernorm_epsilon", "layer_norm_eps"),
+    "hidden_dropout": ("hidden_dropout", "hidden_dropout_prob"),
+    "attention_dropout": ("attention_dropout", "attention_probs_dropout_prob"),
+    "activation": ("activation", "hidden_act"),
+}
+
+
+def padded_vocab_size(vocab_size: int, divisible_by: int = 128, tensor_parallel_size: int = 1) -> int:
+    """Megatron pads the embedding rows to a multiple of ``divisible_by * tensor_parallel_size``."""
+    multiple = divisible_by * tensor_parallel_size
+    return int(math.ceil(vocab_size / multiple) * multiple)
+
+
+@dataclass
+class MegatronBertConfig:
+    vocab_size: int  # the real vocabulary; rows past it are padding and never exposed
+    hidden_size: int = 1024
+    num_layers: int = 24
+    num_attention_heads: int = 16
+    max_position_embeddings: int = 512
+    ffn_hidden_size: int | None = None  # 4 * hidden_size when None
+    num_tokentypes: int = 2
+    make_vocab_size_divisible_by: int = 128
+    padded_vocab_size: int | None = None  # computed from the two above when None
+    layernorm_epsilon: float = 1e-5
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation: str = "gelu"
+
+    def __post_init__(self):
+        self.ffn_hidden_size = self.ffn_hidden_size or 4 * self.hidden_size
+        if self.padded_vocab_size is None:
+            self.padded_vocab_size = padded_vocab_size(self.vocab_size, self.make_vocab_size_divisible_by)
+        if self.padded_vocab_size < self.vocab_size:
+            raise ValueError(f"padded_vocab_size {self.padded_vocab_size} < vocab_size {self.vocab_size}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+
+    @staticmethod
+    def recognised(values: dict) -> dict:
+        """The fields found in Megatron (``hidden-size``), argparse (``hidden_size``) or HF
+        (``num_hidden_layers``) spellings, under this class's names; other keys are ignored."""
+        given = {key.replace("-", "_"): value for key, value in values.items()}
+        if given.get("openai_gelu"):
+            given.setdefault("activation", "gelu_new")
+        found = {}
+        for name, spellings in _MEGATRON_KEYS.items():
+            present = [s for s in spellings if given.get(s) is not None]
+            if present:
+                found[name] = given[present[0]]
+        return found
+
+    @classmethod
+    def from_dict(
+        cls,
+        values: dict,
+        vocab_size: int | None = None,
+        fallback_vocab_size: int | None = None,
+        source: str = "config",
+    ) -> "MegatronBertConfig":
+        """``vocab_size`` overrides the config's; ``fallback_vocab_size`` (a checkpoint's rows) fills in."""
+        kwargs = cls.recognised(values)
+        if vocab_size is not None:
+            kwargs["vocab_size"] = vocab_size
+        elif "vocab_size" not in kwargs and fallback_vocab_size is not None:
+            kwargs["vocab_size"] = fallback_vocab_size
+        cls.require(kwargs, ("vocab_size", "hidden_size", "num_layers", "num_attention_heads"), source)
+        return cls(**kwargs)
+
+    @staticmethod
+    def require(recognised: dict, names: tuple[str, ...], source: str) -> None:
+        missing = [name for name in names if name not in recognised]
+        if missing:
+            spellings = {name: [s.replace("_", "-") for s in _MEGATRON_KEYS[name]] for name in missing}
+            raise ValueError(
+                f"{source}: missing {missing}; expected keys such as {spellings} "
+                "(the vocab size may instead come from a vocab file or the checkpoint)"
+            )
+
+    @staticmethod
+    def read_json(path: str | Path) -> dict:
+        path = Path(path)
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read a Megatron config.json ({err})") from err
+
+    @classmethod
+    def from_json(cls, path: str | Path, vocab_size: int | None = None) -> "MegatronBertConfig":
+        return cls.from_dict(cls.read_json(path), vocab_size=vocab_size, source=str(path))
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Embedding(nn.Module):
+    def __init__(self, cfg: MegatronBertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.padded_vocab_size, cfg.hidden_size)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        # Megatron pretrains without token types when it has no binary head: num_tokentypes = 0.
+        self.tokentype_embeddings = nn.Embedding(cfg.num_tokentypes, cfg.hidden_size) if cfg.num_tokentypes else None
+        self.dropout = nn.Dropout(cfg.hidden_dropout)  # no LayerNorm: the first block's input_layernorm does it
+
+    def forward(self, input_ids, position_ids, token_type_ids):
+        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        if self.tokentype_embeddings is not None:
+            x = x + self.tokentype_embeddings(token_type_ids)
+        return self.dropout(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: MegatronBertConfig):
+        super().__init__()
+        self.num_heads, self.head_dim = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+        self.query_key_value = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout_p = cfg.attention_dropout
+
+    def forward(self, x, layout: Padded | Packed):
+        # Rows of query_key_value are ordered [heads, (q, k, v), head_dim]: checkpoint_version >= 2.
+        qkv = self.query_key_value(x).unflatten(-1, (self.num_heads, 3 * self.head_dim))
+        q, k, v = qkv.chunk(3, dim=-1)
+        out = layout.attend(q, k, v, self.dropout_p if self.training else 0.0)
+        return self.dense(out.flatten(-2))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: MegatronBertConfig):
+        super().__init__()
+        self.dense_h_to_4h = nn.Linear(cfg.hidden_size, cfg.ffn_hidden_size)
+        self.dense_4h_to_h = nn.Linear(cfg.ffn_hidden_size, cfg.hidden_size)
+        self.activation = ACTIVATIONS[cfg.activation]
+
+    def forward(self, x):
+        return self.dense_4h_to_h(self.activation(self.dense_h_to_4h(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: MegatronBertConfig):
+        super().__init__()
+        self.input_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layernorm_epsilon)
+        self.self_attention = SelfAttention(cfg)
+        self.post_attention_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layernorm_epsilon)
+        self.mlp = MLP(cfg)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, x, layout: Padded | Packed):
+        x = x + self.dropout(self.self_attention(self.input_layernorm(x), layout))
+        return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: MegatronBertConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.final_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layernorm_epsilon)
+
+    def forward(self, x, layout: Padded | Packed):
+        for layer in self.layers:
+            x = layer(x, layout)
+        return self.final_layernorm(x)
+
+
+class MegatronBertModel(nn.Module):
+    """Megatron-LM's ``language_model`` for BERT, without pooler and pretraining heads."""
+
+    def __init__(self, cfg: MegatronBertConfig):
+        super().__init__()
+        self.config = cfg
+        self.embedding = Embedding(cfg)
+        self.encoder = Transformer(cfg)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, attention_impl: str = "auto"):
+        batch_size, seq_length = input_ids.shape
+        if seq_length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {seq_length} exceeds max_position_embeddings {self.config.max_position_embeddings}"
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        layout = choose_layout(attention_mask, attention_impl)
+        position_ids = torch.arange(seq_length, device=input_ids.device).expand(batch_size, seq_length)
+        ids, positions, types = (layout.pack(t) for t in (input_ids, position_ids, token_type_ids))
+        hidden = self.encoder(self.embedding(ids, positions, types), layout)
+        return layout.unpack(hidden)
+
+    @property
+    def word_embeddings_weight(self) -> torch.Tensor:
+        """The real vocabulary's rows only, for an LM head to tie to: padding rows are never predicted."""
+        return self.embedding.word_embeddings.weight[: self.config.vocab_size]
+
+
+def count_vocab(vocab_file: str | Path) -> int:
+    """Lines of a WordPiece ``vocab.txt``: the real vocabulary size."""
+    path = Path(vocab_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"vocab file {path} does not exist")
+    with path.open(encoding="utf-8") as f:
+        return sum(1 for line in f if line.rstrip("\n"))
+
+
+class MegatronBERT(TrainableNM):
+    """Megatron-LM BERT encoder as a neural module: token ids in, hidden states out.
+
+    ``checkpoint`` is any format ``checkpoints.read_megatron_checkpoint`` reads (a bare state dict, a
+    ``model_optim_rng.pt``, a ``release/mp_rank_XX`` shard folder, a HF megatron-bert folder, nmod's own
+    saved weights). Each size comes from, in this order: the argument here (``None``: not given), the
+    Megatron ``config.json`` (``config_file``), the ``args`` the checkpoint records, Megatron's 345M
+    defaults; the vocab size from ``vocab_size``, ``vocab_file``, the config, the checkpoint's rows.
+    ``attention_impl``: ``"auto"`` packs real tokens when a batch holds
+    enough padding, ``"padded"`` and ``"unpadded"`` force one path.
+    """
+
+    @property
+    def input_ports(self):
+        return {
+            "input_ids": NeuralType(("B", "T"), ChannelType()),
+            "token_type_ids": NeuralType(("B", "T"), ChannelType()),
+            "attention_mask": NeuralType(("B", "T"), MaskType()),
+        }
+
+    @property
+    def output_ports(self):
+        return {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+
+    def __init__(
+        self,
+        config_file: str | None = None,
+        checkpoint: str | None = None,
+        vocab_file: str | None = None,
+        vocab_size: int | None = None,
+        hidden_size: int | None = None,
+        num_layers: int | None = None,
+        num_attention_heads: int | None = None,
+        max_seq_length: int | None = None,
+        ffn_hidden_size: int | None = None,
+        num_tokentypes: int | None = None,
+        make_vocab_size_divisible_by: int | None = None,
+        layernorm_epsilon: float | None = None,
+        hidden_dropout: float | None = None,
+        attention_dropout: float | None = None,
+        activation: str | None = None,
+        checkpoint_version: float | None = None,
+        allow_unsafe_checkpoint: bool = False,
+        attention_impl: str = "auto",
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        if attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
+        if vocab_size is None and vocab_file is not None:
+            vocab_size = count_vocab(vocab_file)
+        loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint) if checkpoint else None
+        # Precedence: arguments given here > config file > what the checkpoint records > Megatron's defaults.
+        values = MegatronBertConfig.recognised(loaded.config if loaded and loaded.config else {})
+        if config_file is not None:
+            from_file = MegatronBertConfig.recognised(MegatronBertConfig.read_json(config_file))
+            MegatronBertConfig.require(from_file, ("hidden_size", "num_layers", "num_attention_heads"), config_file)
+            values.update(from_file)
+        given = dict(
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            num_attention_heads=num_attention_heads,
+            max_position_embeddings=max_seq_length,
+            ffn_hidden_size=ffn_hidden_size,
+            num_tokentypes=num_tokentypes,
+            make_vocab_size_divisible_by=make_vocab_size_divisible_by,
+            layernorm_epsilon=layernorm_epsilon,
+            hidden_dropout=hidden_dropout,
+            attention_dropout=attention_dropout,
+            activation=activation,
+        )
+        values.update({key: value for key, value in given.items() if value is not None})
+        if vocab_size is None:
+            vocab_size = values.pop("vocab_size", None) or (loaded and loaded.vocab_rows)
+        if vocab_size is None:
+            raise ValueError("MegatronBERT needs vocab_size, vocab_file, a config_file that names it, or a checkpoint")
+        values.pop("vocab_size", None)
+        cfg = MegatronBertConfig(vocab_size=vocab_size, **values)
+        self.config = cfg
+        self.attention_impl = attention_impl
+        self.language_model = MegatronBertModel(cfg)
+        if loaded is None:
+            self.language_model.apply(init_weights)
+        else:
+            load_megatron_state_dict(self.language_model, loaded)
+
+    @classmethod
+    def from_config_file(
+        cls, config_file: str, checkpoint: str | None = None, vocab_file: str | None = None, **kwargs
+    ) -> "MegatronBERT":
+        """A Megatron ``config.json`` (keys ``hidden-size``, ``num-attention-heads``, ``num-layers``,
+        ``max-seq-length``; underscore and HF spellings too) plus an optional checkpoint and vocab."""
+        return cls(config_file=config_file, checkpoint=checkpoint, vocab_file=vocab_file, **kwargs)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
+        return self.language_model(input_ids, token_type_ids, attention_mask, self.attention_impl)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def word_embeddings_weight(self) -> torch.Tensor:
+        """The real vocabulary's embedding rows (padding rows cut off), for an LM head to tie to."""
+        return self.language_model.word_embeddings_weight
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Megatron's init: normal(0, 0.02) weights, zero biases, unit LayerNorms."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
