@@ -36,8 +36,8 @@ class Actions(ABC):
         """Optimize the sum of `tensors_to_optimize` (scalar LossType tensors)."""
 
     @abstractmethod
-    def eval(self, callbacks: Sequence[Any]) -> None:
-        """Run each evaluator callback once over its data."""
+    def eval(self, callbacks: Sequence[Any], checkpoint_dir: Optional[str] = None) -> None:
+        """Run each evaluator callback once over its data (after loading `checkpoint_dir`'s weights)."""
 
     @abstractmethod
     def infer(

@@ -116,8 +116,8 @@ class NeuralModuleFactory:
         self._actions.train(tensors_to_optimize, optimizer, optimization_params, callbacks, lr_policy,
                             batches_per_step, stop_on_nan_loss)
 
-    def eval(self, callbacks: Sequence[Any]) -> None:
-        self._actions.eval(callbacks)
+    def eval(self, callbacks: Sequence[Any], checkpoint_dir: Optional[str] = None) -> None:
+        self._actions.eval(callbacks, checkpoint_dir)
 
     def infer(self, tensors, checkpoint_dir: Optional[str] = None, cache: bool = False,
               offload_to_cpu: bool = True, use_cache: bool = False) -> List[List[Any]]:

@@ -69,6 +69,18 @@ def test_seed_command_runs_as_written_and_writes_predictions(megatron, small_squ
     assert set(nbest) == ids and all(len(v) >= 1 for v in nbest.values())
     assert sorted(p.name for p in (tmp_path / "work" / "checkpoints").iterdir())[-1].startswith("step-")
 
+    # --mode eval on the saved checkpoint reproduces the metrics printed after training
+    after = next(line for line in result.stdout.splitlines() if "SQuAD after training" in line)
+    args = ["--mode", "eval", "--eval_file", data, "--pretrained_model_name", "megatron-uncased",
+            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
+            "--vocab_file", VOCAB, "--do_lower_case", "--max_seq_length", "128",
+            "--checkpoint_dir", tmp_path / "work" / "checkpoints"]
+    (tmp_path / "eval").mkdir()
+    evaluated = run_recipe(args, tmp_path / "eval")
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    line = next(line for line in evaluated.stdout.splitlines() if "SQuAD eval" in line)
+    assert line.split(":", 1)[1] == after.split(":", 1)[1]
+
 
 def test_test_mode_writes_prediction_files(megatron, small_squad, tmp_path):
     data, ids = small_squad

@@ -160,7 +160,7 @@ def main(argv=None) -> dict:
             eval_epoch=None if args.eval_step_freq > 0 else 1, eval_at_start=args.mode == "train_eval")
 
     if args.mode == "eval":
-        nf.eval([eval_callback])
+        nf.eval([eval_callback], checkpoint_dir=args.checkpoint_dir)
         results["eval"] = eval_callback.results[-1][1]
         _print_metrics("eval", results["eval"], nf)
         return results

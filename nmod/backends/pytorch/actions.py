@@ -356,10 +356,12 @@ class PtActions(Actions):
             for m, was in zip(runner.trainable, was_training):
                 m.train(was)
 
-    def eval(self, callbacks: Sequence[EvaluatorCallback]) -> None:
+    def eval(self, callbacks: Sequence[EvaluatorCallback], checkpoint_dir: Optional[str] = None) -> None:
         for cb in callbacks:
             if not isinstance(cb, EvaluatorCallback):
                 raise TypeError(f"eval() takes EvaluatorCallbacks, got {type(cb).__name__}")
+            if checkpoint_dir is not None:
+                ckpt.load_latest(checkpoint_dir, GraphRunner(Graph(cb.eval_tensors)).trainable)
             cb.run(self, step=self.state.step if self.state else 0, tb_writer=self.tb_writer)
 
     @torch.no_grad()
@@ -368,12 +370,7 @@ class PtActions(Actions):
         tensors = list(tensors)
         runner = self._eval_runner(tensors)
         if checkpoint_dir is not None:
-            path = ckpt.latest_checkpoint(checkpoint_dir)
-            if path is None:
-                raise FileNotFoundError(f"No complete checkpoint (step-*/manifest.json) in {checkpoint_dir}")
-            files = ckpt.module_file_names([m.name for m in runner.trainable])
-            modules = {files[m.name]: m for m in runner.trainable}
-            ckpt.load_module_weights(path, modules, {k: class_path(type(m)) for k, m in modules.items()})
+            ckpt.load_latest(checkpoint_dir, runner.trainable)
         was_training = [m.training for m in runner.trainable]
         runner.eval()
         dl = runner.data_layer

@@ -124,6 +124,17 @@ def check_fits(module: torch.nn.Module, state: dict, where: str) -> None:
         )
 
 
+def load_latest(folder: str | os.PathLike, modules: Sequence[torch.nn.Module]) -> Path:
+    """Load the newest complete checkpoint in `folder` into `modules` (TrainableNMs); return its path."""
+    path = latest_checkpoint(folder)
+    if path is None:
+        raise FileNotFoundError(f"No complete checkpoint (step-*/manifest.json) in {folder}")
+    files = module_file_names([m.name for m in modules])
+    by_file = {files[m.name]: m for m in modules}
+    load_module_weights(path, by_file, {k: f"{type(m).__module__}.{type(m).__qualname__}" for k, m in by_file.items()})
+    return path
+
+
 def rng_state() -> dict:
     """Every RNG a training step can draw from, in types torch.load(weights_only=True) accepts."""
     np_state = np.random.get_state()
