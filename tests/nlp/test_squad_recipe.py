@@ -125,3 +125,17 @@ def test_bad_arguments_name_the_flag(args, message, small_squad, tmp_path):
     result = run_recipe([a.format(data=data) for a in args], tmp_path, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_compile_flag_gives_the_same_predictions(megatron, small_squad, tmp_path):
+    data, _ = small_squad
+    args = ["--mode", "test", "--test_file", data, "--pretrained_model_name", "megatron-uncased",
+            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
+            "--vocab_file", VOCAB, "--do_lower_case", "--max_seq_length", "128", "--attention_impl", "padded"]
+    predictions = []
+    for extra in ([], ["--compile"]):
+        (tmp_path / str(len(extra))).mkdir()
+        result = run_recipe(args + extra, tmp_path / str(len(extra)))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        predictions.append(json.loads((tmp_path / str(len(extra)) / "work" / "predictions.json").read_text()))
+    assert predictions[0] == predictions[1]

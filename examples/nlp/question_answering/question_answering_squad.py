@@ -52,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--tokenizer", default="nemobert", help="tokenizer name (BERT WordPiece)")
     model.add_argument("--head_checkpoint", help="weights for the QA head, from an earlier run")
     model.add_argument("--attention_impl", default="auto", choices=["auto", "padded", "unpadded"])
+    model.add_argument("--compile", action="store_true",
+                       help="torch.compile the encoder (off by default: on the CPU it has not paid off)")
     train = p.add_argument_group("training")
     train.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"])
     train.add_argument("--optimizer", default="adam_w")
@@ -115,6 +117,8 @@ def main(argv=None) -> dict:
                                       checkpoint=args.bert_checkpoint, attention_impl=args.attention_impl)
     tokenizer = get_tokenizer(args.tokenizer, args.pretrained_model_name,
                               args.vocab_file or _model_vocab(args), args.do_lower_case)
+    if args.compile:
+        encoder.compile(dynamic=True)  # batches vary in length: one graph for all of them
     qa_head = TokenClassifier(encoder.hidden_size, num_classes=2, num_layers=1, log_softmax=False)
     if args.head_checkpoint:
         qa_head.restore_from(args.head_checkpoint)
