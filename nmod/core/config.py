@@ -6,7 +6,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -15,7 +15,7 @@ from nmod.version import __version__
 
 from .errors import ConfigExportError, ConfigFieldError, ConfigParseError
 
-__all__ = ["to_primitive", "read_yaml", "write_yaml", "class_path", "import_class"]
+__all__ = ["atomic_write", "to_primitive", "read_yaml", "write_yaml", "class_path", "import_class"]
 
 _PRIMITIVES = (type(None), bool, int, float, str)
 
@@ -47,21 +47,31 @@ def _yaml() -> YAML:
     return yaml
 
 
-def write_yaml(path: str | os.PathLike, data: dict) -> None:
-    """Write atomically: a crash mid-write leaves the old file, never half a file."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Write through `write(file)` into a temp file in the same folder, fsync, then rename over `path`.
+
+    A crash mid-write leaves the previous file intact, never a truncated one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    _yaml().dump(data, buffer)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(buffer.getvalue())
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_yaml(path: str | os.PathLike, data: dict) -> None:
+    """Write atomically: a crash mid-write leaves the old file, never half a file."""
+    buffer = io.StringIO()
+    _yaml().dump(data, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def read_yaml(path: str | os.PathLike) -> dict:

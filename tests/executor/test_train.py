@@ -1,5 +1,4 @@
 """Executor behaviour on a tiny graph: accumulation, resume, precision, bad input, NaN handling."""
-import math
 
 import pytest
 import torch

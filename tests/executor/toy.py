@@ -2,7 +2,7 @@
 import torch
 
 from nmod.backends.pytorch import DataLayerNM, TrainableNM
-from nmod.types import ChannelType, LabelsType, LossType, NeuralType, RegressionValuesType
+from nmod.types import ChannelType, LossType, NeuralType, RegressionValuesType
 
 
 class ToyData(DataLayerNM):

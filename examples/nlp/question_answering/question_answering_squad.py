@@ -12,7 +12,6 @@ Several processes: `torchrun --nproc_per_node N question_answering_squad.py ...`
 """
 import argparse
 import math
-import os
 from pathlib import Path
 
 import nmod
@@ -50,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--vocab_file", help="vocab.txt (default: the model's own)")
     model.add_argument("--do_lower_case", action="store_true", default=None, help="lower-case and strip accents")
     model.add_argument("--tokenizer", default="nemobert", help="tokenizer name (BERT WordPiece)")
+    model.add_argument("--allow_unsafe_checkpoint", action="store_true",
+                       help="let a Megatron checkpoint unpickle arbitrary objects (only for files you trust)")
     model.add_argument("--head_checkpoint", help="weights for the QA head, from an earlier run")
     model.add_argument("--attention_impl", default="auto", choices=["auto", "padded", "unpadded"])
     model.add_argument("--compile", action="store_true",
@@ -113,8 +114,9 @@ def main(argv=None) -> dict:
                                   random_seed=args.seed, log_dir=str(work_dir), checkpoint_dir=args.checkpoint_dir)
 
     # Modules: tokenizer -> encoder -> QA head -> loss.
+    unsafe = {"allow_unsafe_checkpoint": True} if args.allow_unsafe_checkpoint else {}
     encoder = get_pretrained_lm_model(args.pretrained_model_name, config=args.bert_config, vocab=args.vocab_file,
-                                      checkpoint=args.bert_checkpoint, attention_impl=args.attention_impl)
+                                      checkpoint=args.bert_checkpoint, attention_impl=args.attention_impl, **unsafe)
     tokenizer = get_tokenizer(args.tokenizer, args.pretrained_model_name,
                               args.vocab_file or _model_vocab(args), args.do_lower_case)
     if args.compile:

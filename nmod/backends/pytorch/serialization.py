@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from nmod.core.config import atomic_write
 
 __all__ = ["atomic_torch_save", "load_weights", "UnsafeCheckpointError"]
 
@@ -17,23 +18,8 @@ class UnsafeCheckpointError(RuntimeError):
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`.
-
-    A crash mid-write leaves the previous file intact, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """`torch.save` that never leaves a half-written file behind (see `atomic_write`)."""
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def load_weights(path: str | os.PathLike, allow_unsafe: bool = False, map_location: str = "cpu") -> Any:
@@ -46,8 +32,8 @@ def load_weights(path: str | os.PathLike, allow_unsafe: bool = False, map_locati
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(
             f"{path} contains objects that torch.load(weights_only=True) refuses to unpickle ({e}). "
-            "Only load it if you trust its source: pass allow_unsafe=True "
-            "(or --allow_unsafe_checkpoint on the command line)."
+            "Only load it if you trust its source: pass allow_unsafe=True to load_weights "
+            "(for encoders: allow_unsafe_checkpoint=True, or --allow_unsafe_checkpoint in the recipes)."
         ) from None
     except RuntimeError as e:
         raise ValueError(f"Cannot read checkpoint {path}: {e}") from None

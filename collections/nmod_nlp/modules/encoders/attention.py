@@ -116,3 +116,19 @@ def choose_layout(attention_mask: torch.Tensor, attention_impl: str = "auto") ->
         padding_fraction = 1.0 - float((attention_mask != 0).float().mean()) if attention_mask.numel() else 0.0
         attention_impl = "unpadded" if padding_fraction >= UNPAD_MIN_PADDING_FRACTION else "padded"
     return Packed(attention_mask) if attention_impl == "unpadded" else Padded(attention_mask)
+
+
+def prepare_inputs(input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                   attention_impl: str, max_positions: int):
+    """The prologue both encoders share: default masks, the layout, and ids/positions/types in it."""
+    batch_size, seq_length = input_ids.shape
+    if seq_length > max_positions:
+        raise ValueError(f"sequence length {seq_length} exceeds max_position_embeddings {max_positions}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    layout = choose_layout(attention_mask, attention_impl)
+    position_ids = torch.arange(seq_length, device=input_ids.device).expand(batch_size, seq_length)
+    ids, positions, types = (layout.pack(t) for t in (input_ids, position_ids, token_type_ids))
+    return layout, ids, positions, types

@@ -18,7 +18,7 @@ from torch import nn
 from nmod.backends.pytorch import TrainableNM
 from nmod.types import ChannelType, MaskType, NeuralType
 
-from .attention import ATTENTION_IMPLS, Packed, Padded, choose_layout
+from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
 from .checkpoints import load_megatron_state_dict, read_megatron_checkpoint
 
 ACTIVATIONS = {
@@ -218,18 +218,8 @@ class MegatronBertModel(nn.Module):
         self.encoder = Transformer(cfg)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, attention_impl: str = "auto"):
-        batch_size, seq_length = input_ids.shape
-        if seq_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"sequence length {seq_length} exceeds max_position_embeddings {self.config.max_position_embeddings}"
-            )
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        layout = choose_layout(attention_mask, attention_impl)
-        position_ids = torch.arange(seq_length, device=input_ids.device).expand(batch_size, seq_length)
-        ids, positions, types = (layout.pack(t) for t in (input_ids, position_ids, token_type_ids))
+        layout, ids, positions, types = prepare_inputs(
+            input_ids, token_type_ids, attention_mask, attention_impl, self.config.max_position_embeddings)
         hidden = self.encoder(self.embedding(ids, positions, types), layout)
         return layout.unpack(hidden)
 
