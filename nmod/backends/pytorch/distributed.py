@@ -1,6 +1,7 @@
 """torch.distributed plumbing: process group set-up from torchrun's environment, sharding, gathering."""
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any, List, Optional
@@ -45,6 +46,11 @@ class DistributedContext:
         return out
 
 
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def init_distributed(local_rank: Optional[int], device_type: str) -> DistributedContext:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR, ...), if any.
 
@@ -61,4 +67,7 @@ def init_distributed(local_rank: Optional[int], device_type: str) -> Distributed
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        # Tear the group down before the interpreter does: a gloo group left to C++ destructors can
+        # abort ("terminate called without an active exception") when ranks exit at different times.
+        atexit.register(_destroy)
     return DistributedContext(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size())
