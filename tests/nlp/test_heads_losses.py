@@ -203,3 +203,24 @@ def test_heads_and_losses_round_trip_through_config(tmp_path):
     loss.export_to_config(tmp_path / "loss.yaml")
     rebuilt = CrossEntropyLoss.import_from_config(tmp_path / "loss.yaml")
     assert rebuilt.weight.tolist() == [1.0, 2.0] and "weight" not in rebuilt.state_dict()
+
+
+def test_spanning_loss_input_mask_makes_loss_independent_of_padding():
+    import torch
+
+    from nmod_nlp.modules.losses import SpanningLoss
+
+    torch.manual_seed(0)
+    real = torch.randn(2, 5, 2)
+    starts, ends = torch.tensor([1, 3]), torch.tensor([2, 4])
+    loss_fn = SpanningLoss()
+    short, *_ = loss_fn(logits=real, start_positions=starts, end_positions=ends, input_mask=torch.ones(2, 5))
+    padded_logits = torch.cat([real, torch.randn(2, 3, 2) * 5], dim=1)
+    mask = torch.cat([torch.ones(2, 5), torch.zeros(2, 3)], dim=1)
+    padded, start_logits, _ = loss_fn(logits=padded_logits, start_positions=starts, end_positions=ends, input_mask=mask)
+    torch.testing.assert_close(padded, short)
+    expected = (torch.nn.functional.cross_entropy(real[..., 0], starts) + torch.nn.functional.cross_entropy(real[..., 1], ends)) / 2
+    torch.testing.assert_close(short, expected)
+    assert bool((start_logits[:, 5:] <= -1e4 + 1).all())
+    unmasked, *_ = loss_fn(logits=padded_logits, start_positions=starts, end_positions=ends)
+    assert not torch.allclose(unmasked, short)  # without the mask, padding enters the softmax

@@ -136,7 +136,8 @@ def main(argv=None) -> dict:
         hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
                          attention_mask=batch.input_mask)
         logits = qa_head(hidden_states=hidden)
-        out = squad_loss(logits=logits, start_positions=batch.start_positions, end_positions=batch.end_positions)
+        out = squad_loss(logits=logits, start_positions=batch.start_positions, end_positions=batch.end_positions,
+                         input_mask=batch.input_mask)
         return data_layer, batch.unique_ids, out
 
     def out_file(name: str) -> str:

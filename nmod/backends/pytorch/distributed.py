@@ -47,8 +47,12 @@ class DistributedContext:
 
 
 def _destroy() -> None:
+    """Leave together: a rank that tears down gloo while a peer still uses it aborts."""
     if dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def init_distributed(local_rank: Optional[int], device_type: str) -> DistributedContext:

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 
 from nmod.backends.pytorch import TrainableNM
-from nmod.types import LabelsType, LogitsType, LossType, NeuralType
+from nmod.types import LabelsType, LogitsType, LossType, MaskType, NeuralType
 
 from .classification import mean_cross_entropy
 
@@ -22,6 +22,10 @@ class SpanningLoss(TrainableNM):
     becomes 0, the [CLS] "no answer" target of SQuAD 2.0. Each of start and end is averaged over the
     examples it counts; a batch with none counted gives 0 rather than NaN. Also returns the start
     and end logits, split, for inference.
+
+    The optional ``input_mask`` keeps padding out of the softmax (HF and NeMo leave it in): the loss
+    then no longer depends on how far a batch was padded, so padded, dynamically padded and unpadded
+    runs train identically, and the returned logits are very negative at padding.
     """
 
     @property
@@ -30,6 +34,7 @@ class SpanningLoss(TrainableNM):
             "logits": NeuralType(("B", "T", "C"), LogitsType()),
             "start_positions": NeuralType(("B",), LabelsType()),
             "end_positions": NeuralType(("B",), LabelsType()),
+            "input_mask": NeuralType(("B", "T"), MaskType(), optional=True),
         }
 
     @property
@@ -43,12 +48,17 @@ class SpanningLoss(TrainableNM):
     def __init__(self, name: Optional[str] = None):
         super().__init__(name=name)
 
-    def forward(self, logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor):
+    def forward(self, logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor,
+                input_mask: Optional[torch.Tensor] = None):
         if logits.ndim != 3 or logits.shape[-1] != 2:
             raise ValueError(
                 f"SpanningLoss.logits must be (B, T, 2) (start and end scores per token, from "
                 f"TokenClassifier(num_classes=2, log_softmax=False)), got {tuple(logits.shape)}"
             )
+        if input_mask is not None:
+            if input_mask.shape != logits.shape[:2]:
+                raise ValueError(f"SpanningLoss.input_mask must be {tuple(logits.shape[:2])}, got {tuple(input_mask.shape)}")
+            logits = logits.float().masked_fill(input_mask[..., None] == 0, -1e4)
         start_logits, end_logits = logits.unbind(dim=-1)
         batch, seq_len = start_logits.shape
         positions = []
