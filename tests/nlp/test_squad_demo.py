@@ -20,5 +20,5 @@ def test_demo_fine_tune_raises_f1_well_above_untrained(tmp_path):
     em_before, f1_before = metrics(result.stdout, "before training")
     em_after, f1_after = metrics(result.stdout, "after training")
     assert f1_before < 10  # the QA head starts untrained
-    assert f1_after > f1_before + 25 and em_after > em_before + 20
+    assert f1_after > f1_before + 20 and em_after > em_before + 15
     assert (tmp_path / "work" / "predictions.json").is_file()
