@@ -158,11 +158,11 @@ def test_fused_adam_on_cpu_equals_adam_w(caplog, monkeypatch):
     with caplog.at_level(logging.INFO, logger="nmod"):
         fused_opt, fused = run_steps("fused_adam")
     _, plain = run_steps("adam_w")
-    assert isinstance(fused_opt, torch.optim.AdamW) and fused_opt.defaults["foreach"] is True
+    assert isinstance(fused_opt, torch.optim.AdamW) and fused_opt.defaults["fused"] is True
     for (name, a), (_, b) in zip(fused.named_parameters(), plain.named_parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
     lines = [r.getMessage() for r in caplog.records if r.name == "nmod"]
-    assert lines == ["fused_adam: NVIDIA apex is not importable; using torch.optim.AdamW(foreach=True)"]
+    assert lines == ["fused_adam: NVIDIA apex is not importable; using torch.optim.AdamW(fused=True)"]
 
 
 def test_fused_lamb_falls_back_to_nmod_lamb(caplog, monkeypatch):
