@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="torch.compile the encoder (off by default: on the CPU it has not paid off)")
     train = p.add_argument_group("training")
     train.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"])
-    train.add_argument("--optimizer", default="adam_w")
+    train.add_argument("--optimizer", default="fused_adam")
     train.add_argument("--lr_policy", default="WarmupAnnealing")
     train.add_argument("--lr", type=float, default=3e-5)
     train.add_argument("--lr_warmup_proportion", type=float, default=0.0)
