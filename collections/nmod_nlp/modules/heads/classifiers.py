@@ -101,34 +101,15 @@ class TokenClassifier(TrainableNM):
         return self.mlp(self.dropout(hidden_states))
 
 
-class SequenceClassifier(TrainableNM):
-    """A class score per sequence, read from the first token ([CLS]), as BERT's GLUE heads do."""
+class SequenceClassifier(TokenClassifier):
+    """A class score per sequence, read from the first token ([CLS]), as BERT's GLUE heads do.
 
-    @property
-    def input_ports(self):
-        return {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+    Same layers and arguments as `TokenClassifier`; only the output drops the time axis.
+    """
 
     @property
     def output_ports(self):
         return {"logits": NeuralType(("B", "C"), LogitsType())}
-
-    def __init__(
-        self,
-        hidden_size: int,
-        num_classes: int,
-        num_layers: int = 1,
-        activation: str = "relu",
-        log_softmax: bool = True,
-        dropout: float = 0.0,
-        use_transformer_init: bool = True,
-        name: Optional[str] = None,
-    ):
-        super().__init__(name=name)
-        self.hidden_size = hidden_size
-        self.mlp = MultiLayerPerceptron(hidden_size, num_classes, num_layers, activation, log_softmax)
-        self.dropout = nn.Dropout(dropout)
-        if use_transformer_init:
-            self.apply(transformer_weights_init)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         _check_hidden(self, hidden_states, 3, self.hidden_size)
