@@ -87,7 +87,7 @@ def build(model: str, data_file: str, tokenizer, args):
     batch = data_layer()
     hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
     out = loss_module(logits=head(hidden_states=hidden), start_positions=batch.start_positions,
-                      end_positions=batch.end_positions)
+                      end_positions=batch.end_positions, input_mask=batch.input_mask)
     return nf, encoder, head, loss_module, data_layer, out.loss
 
 
@@ -115,7 +115,7 @@ def hand_run(encoder, head, loss_module, data_layer, steps: int, lr: float) -> f
         opt.zero_grad(set_to_none=True)
         hidden = call(encoder, input_ids=input_ids, token_type_ids=type_ids, attention_mask=mask)
         loss = call(loss_module, logits=call(head, hidden_states=hidden), start_positions=starts,
-                    end_positions=ends)[0]
+                    end_positions=ends, input_mask=mask)[0]
         loss.backward()
         opt.step()
     return (time.perf_counter() - start) / len(batches)
