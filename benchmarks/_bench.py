@@ -154,7 +154,8 @@ def squad_length_json(n_questions: int, seed: int, out_dir: str, tokenizer, medi
     while n < n_questions:
         # Quantiles from a golden-ratio sequence: even a few dozen contexts follow the distribution.
         u = (u + 0.6180339887498949) % 1.0
-        target = float(np.exp(np.log(median_tokens) + sigma * statistics.NormalDist().inv_cdf(min(max(u, 1e-6), 1 - 1e-6))))
+        z = statistics.NormalDist().inv_cdf(min(max(u, 1e-6), 1 - 1e-6))
+        target = float(np.exp(np.log(median_tokens) + sigma * z))
         text, qas, tokens = "", [], 0
         while True:
             if not stream:

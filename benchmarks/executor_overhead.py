@@ -43,7 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", action="store_true", help="profile the executor's Python per step (cProfile, tiny model)")
+    p.add_argument("--profile", action="store_true",
+                   help="profile the executor's Python per step (cProfile, tiny model)")
     return p.parse_args(argv)
 
 
@@ -170,7 +171,8 @@ def main(argv=None) -> None:
     tokenizer = B.get_nmod_tokenizer()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     with B.temp_dir() as tmp:
-        needed = args.batch_size * max(args.steps if "minilm" in models else 1, args.tiny_steps if "tiny" in models else 1)
+        longest = max(args.steps if "minilm" in models else 1, args.tiny_steps if "tiny" in models else 1)
+        needed = args.batch_size * longest
         data_file = B.make_data_file("squad-length", args.num_questions or needed, args.seed, tmp, tokenizer)
         if args.profile:
             profile_executor(data_file, tokenizer, args)
@@ -198,7 +200,8 @@ def main(argv=None) -> None:
                   f"{100 * est:+.3f} % of a MiniLM step")
     elif "tiny" in results:
         r = results["tiny"]
-        print(f"  tiny-model executor overhead: {100 * (r['pair_ratio'] - 1):+.2f} % ({r['abs_overhead_us']:+.0f} us/step)")
+        print(f"  tiny-model executor overhead: {100 * (r['pair_ratio'] - 1):+.2f} % "
+              f"({r['abs_overhead_us']:+.0f} us/step)")
     print(f"load average at end: {B.loadavg()}")
 
 

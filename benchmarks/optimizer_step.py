@@ -63,7 +63,8 @@ def main(argv=None) -> None:
                                                                           models[ref].parameters()))
         d = opts[name].defaults
         impl = "fused" if d.get("fused") else "foreach" if d.get("foreach") else "for-loop"
-        rows.append([name, impl, f"{B.median(times[name]) * 1e3:.1f}", f"{B.median(times[ref]) / B.median(times[name]):.1f}x",
+        speedup = B.median(times[ref]) / B.median(times[name])
+        rows.append([name, impl, f"{B.median(times[name]) * 1e3:.1f}", f"{speedup:.1f}x",
                      f"{diff:.1e}"])
     n = sum(p.numel() for p in base.parameters())
     print(f"\n{n / 1e6:.1f} M parameters, {args.steps} interleaved steps each (load {B.loadavg()})")

@@ -194,8 +194,8 @@ def build_sides(names, data_file, tokenizer, args, dropout=None):
             batches = grouped_batches(dataset.lengths, args.batch_size, args.seed) if name == "hf_grouped" else shuffled
             sides[name] = ("hf", model, dataset, batches, B.MAX_SEQ_LENGTH if name == "hf_padded" else None)
         elif name == "nmod_bucketed":
-            side = NmodSide(data_file, tokenizer, args.batch_size, dropout, args.attention_impl, bucket=True, shuffle=True,
-                            seed=args.seed)
+            side = NmodSide(data_file, tokenizer, args.batch_size, dropout, args.attention_impl, bucket=True,
+                            shuffle=True, seed=args.seed)
             _copy_nmod(base, side)
             sides[name] = ("nmod", side)
         elif name != "nmod_same_batches":
@@ -298,7 +298,8 @@ def loss_comparison(data_file, tokenizer, args) -> dict:
                              "HF dynamic (run_qa loss)", "HF padded-384 (run_qa loss)"]))
         diff = max(abs(a - b) for a, b in zip(rec.losses, hf_losses["masked"]))
         ok = diff <= 1e-4 * max(1.0, abs(rec.losses[0]))
-        print(f"max |nmod - HF, same objective| = {diff:.2e} -> {'AGREE' if ok else 'DIFFER'} (tolerance 1e-4 relative)")
+        print(f"max |nmod - HF, same objective| = {diff:.2e} -> {'AGREE' if ok else 'DIFFER'} "
+              "(tolerance 1e-4 relative)")
         results[batch_size] = {"max_abs_diff": diff, "agree": ok, "nmod": rec.losses, **hf_losses}
     print("nmod's SpanningLoss gets the batch's input_mask (as the recipe wires it), so padding is not scored; "
           "HF's own QA loss scores every position, padding included (384 - T of them when padded to 384), so "
