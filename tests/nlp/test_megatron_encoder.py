@@ -385,3 +385,35 @@ def test_written_checkpoint_describes_itself_and_exports_to_yaml(tmp_path, batch
     loaded.export_to_config(str(tmp_path / "encoder.yaml"))
     rebuilt = MegatronBERT.import_from_config(str(tmp_path / "encoder.yaml"))
     torch.testing.assert_close(run(rebuilt, batch), run(original, batch), atol=0, rtol=0)
+
+
+def test_resolve_takes_each_field_from_the_first_source_that_sets_it(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"hidden-size": 64, "num-attention-heads": 4, "num-layers": 3, "hidden-dropout": 0.2}))
+    recorded = {"hidden_size": 32, "num_layers": 5, "num_attention_heads": 2, "attention_dropout": 0.3,
+                "layernorm_epsilon": 1e-6, "vocab_size": 77}
+    cfg = MegatronBertConfig.resolve({"num_layers": 1, "hidden_dropout": None}, path, recorded)
+    assert (cfg.hidden_size, cfg.num_attention_heads, cfg.num_layers) == (64, 4, 1)  # file over args, override over file
+    assert (cfg.hidden_dropout, cfg.attention_dropout, cfg.layernorm_epsilon, cfg.vocab_size) == (0.2, 0.3, 1e-6, 77)
+    assert cfg.max_position_embeddings == 512  # Megatron's default
+    assert MegatronBertConfig.resolve({"max_seq_length": 64, "vocab_size": 10}).max_position_embeddings == 64
+    with pytest.raises(TypeError, match=r"unknown fields \['hiden_size'\]"):
+        MegatronBertConfig.resolve({"hiden_size": 64, "vocab_size": 10})
+    with pytest.raises(ValueError, match="no vocab size: pass vocab_size or vocab_file"):
+        MegatronBertConfig.resolve({}, path)
+
+
+def test_module_from_a_config_object_round_trips_through_yaml(tmp_path, hf_model, batch):
+    config = MegatronBertConfig.resolve(SIZES)
+    path = _save(tmp_path / "bare.pt", bare_state_dict(hf_model.state_dict()))
+    model = MegatronBERT(config, checkpoint=path, attention_impl="padded")
+    assert model.config == config
+    assert_matches(model, hf_model, batch)
+    model.export_to_config(str(tmp_path / "encoder.yaml"))
+    rebuilt = MegatronBERT.import_from_config(str(tmp_path / "encoder.yaml"))
+    assert rebuilt.config == config and rebuilt.attention_impl == "padded"
+    torch.testing.assert_close(run(rebuilt, batch), run(model, batch), atol=0, rtol=0)
+    with pytest.raises(ValueError, match=r"either config or \['hidden_dropout'\], not both.*dataclasses\.replace"):
+        MegatronBERT(config, hidden_dropout=0.0)
+    with pytest.raises(TypeError, match="pass a Megatron config.json as config_file="):
+        MegatronBERT(str(tmp_path / "config.json"))

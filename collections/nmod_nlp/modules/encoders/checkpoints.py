@@ -208,6 +208,16 @@ class MegatronCheckpoint:
         rows = [s["embedding.word_embeddings.weight"].shape[0] for s in self.shards if "embedding.word_embeddings.weight" in s]
         return sum(rows) if rows else None
 
+    @property
+    def recorded_args(self) -> dict:
+        """What the checkpoint says about the model's sizes, for ``MegatronBertConfig.resolve``: its
+        ``config``, and the embedding rows as the vocab size when that names none (the rows may
+        include padding, so a vocab file, when given, wins)."""
+        args = dict(self.config or {})
+        if args.get("vocab_size") is None and self.vocab_rows is not None:
+            args["vocab_size"] = self.vocab_rows
+        return args
+
     def state_dict(self, num_heads: int) -> dict[str, torch.Tensor]:
         """Merged across ranks, fused QKV in the current ``[heads, 3, head_dim]`` order."""
         tp = len(self.shards)

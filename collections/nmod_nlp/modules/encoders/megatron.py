@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -55,6 +57,11 @@ def padded_vocab_size(vocab_size: int, divisible_by: int = 128, tensor_parallel_
 
 @dataclass
 class MegatronBertConfig:
+    """The sizes of a Megatron-LM BERT; the defaults are Megatron's BERT-345M.
+
+    ``resolve`` builds one from the places a size can come from, in Megatron's and NeMo's order.
+    """
+
     vocab_size: int  # the real vocabulary; rows past it are padding and never exposed
     hidden_size: int = 1024
     num_layers: int = 24
@@ -134,6 +141,46 @@ class MegatronBertConfig:
     @classmethod
     def from_json(cls, path: str | Path, vocab_size: int | None = None) -> "MegatronBertConfig":
         return cls.from_dict(cls.read_json(path), vocab_size=vocab_size, source=str(path))
+
+    @classmethod
+    def resolve(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        config_file: str | Path | None = None,
+        checkpoint_args: Mapping[str, Any] | None = None,
+    ) -> "MegatronBertConfig":
+        """Each field from the first source that sets it: ``overrides`` (``None`` values: not given),
+        the Megatron ``config.json`` at ``config_file``, the ``args`` a checkpoint records, and last
+        this class's defaults (Megatron-LM's BERT-345M).
+
+        That order lets a fine-tuning run change dropout (an override) on a model whose sizes the
+        config file names, and lets a Megatron save folder, whose ``args`` record its sizes, load with
+        no config file at all. ``overrides`` use this class's field names (or NeMo's
+        ``max_seq_length``); a config file must name the hidden size, the layers and the heads.
+        """
+        layers = [cls.recognised(checkpoint_args or {})]
+        if config_file is not None:
+            from_file = cls.recognised(cls.read_json(config_file))
+            cls.require(from_file, ("hidden_size", "num_layers", "num_attention_heads"), str(config_file))
+            layers.append(from_file)
+        layers.append(cls._overrides(overrides or {}))
+        values = {}
+        for layer in layers:  # later layers win
+            values.update(layer)
+        if values.get("vocab_size") is None:
+            raise ValueError(
+                "no vocab size: pass vocab_size or vocab_file, a config_file that names it, or a checkpoint"
+            )
+        return cls(**values)
+
+    @classmethod
+    def _overrides(cls, overrides: Mapping[str, Any]) -> dict:
+        """``overrides`` under this class's names, refusing a name that would otherwise be ignored."""
+        known = {spelling for spellings in _MEGATRON_KEYS.values() for spelling in spellings}
+        unknown = sorted(key for key in overrides if key not in known)
+        if unknown:
+            raise TypeError(f"MegatronBertConfig: unknown fields {unknown}; expected {[f.name for f in fields(cls)]}")
+        return cls.recognised({key: value for key, value in overrides.items() if value is not None})
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -241,13 +288,15 @@ def count_vocab(vocab_file: str | Path) -> int:
 class MegatronBERT(TrainableNM):
     """Megatron-LM BERT encoder as a neural module: token ids in, hidden states out.
 
-    ``checkpoint`` is any format ``checkpoints.read_megatron_checkpoint`` reads (a bare state dict, a
-    ``model_optim_rng.pt``, a ``release/mp_rank_XX`` shard folder, a HF megatron-bert folder, nmod's own
-    saved weights). Each size comes from, in this order: the argument here (``None``: not given), the
-    Megatron ``config.json`` (``config_file``), the ``args`` the checkpoint records, Megatron's 345M
-    defaults; the vocab size from ``vocab_size``, ``vocab_file``, the config, the checkpoint's rows.
-    ``attention_impl``: ``"auto"`` packs real tokens when a batch holds
-    enough padding, ``"padded"`` and ``"unpadded"`` force one path.
+    ``config``: a ``MegatronBertConfig`` (or its ``to_dict()``), used as it is. Without one, the
+    config is ``MegatronBertConfig.resolve``d from NeMo's keyword arguments (``None``: not given),
+    ``config_file`` (a Megatron ``config.json``), then the ``args`` the checkpoint records; the vocab
+    size from ``vocab_size``, ``vocab_file``, the config file, the checkpoint.
+    ``checkpoint``: any format ``checkpoints.read_megatron_checkpoint`` reads (a bare state
+    dict, a ``model_optim_rng.pt``, a ``release/mp_rank_XX`` shard folder, a HF megatron-bert folder,
+    nmod's own saved weights); without one the weights start from Megatron's init.
+    ``attention_impl``: ``"auto"`` packs real tokens when a batch holds enough padding,
+    ``"padded"`` and ``"unpadded"`` force one path.
     """
 
     @property
@@ -264,8 +313,12 @@ class MegatronBERT(TrainableNM):
 
     def __init__(
         self,
-        config_file: str | None = None,
+        config: MegatronBertConfig | Mapping[str, Any] | None = None,
         checkpoint: str | None = None,
+        attention_impl: str = "auto",
+        *,
+        # NeMo's keyword arguments: a thin front over MegatronBertConfig.resolve.
+        config_file: str | None = None,
         vocab_file: str | None = None,
         vocab_size: int | None = None,
         hidden_size: int | None = None,
@@ -279,28 +332,20 @@ class MegatronBERT(TrainableNM):
         hidden_dropout: float | None = None,
         attention_dropout: float | None = None,
         activation: str | None = None,
+        # How to read the checkpoint.
         checkpoint_version: float | None = None,
         allow_unsafe_checkpoint: bool = False,
-        attention_impl: str = "auto",
         name: str | None = None,
     ):
         super().__init__(name=name)
         if attention_impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
-        if vocab_size is None and vocab_file is not None:
-            vocab_size = count_vocab(vocab_file)
-        loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint) if checkpoint else None
-        # Precedence: arguments given here > config file > what the checkpoint records > Megatron's defaults.
-        values = MegatronBertConfig.recognised(loaded.config if loaded and loaded.config else {})
-        if config_file is not None:
-            from_file = MegatronBertConfig.recognised(MegatronBertConfig.read_json(config_file))
-            MegatronBertConfig.require(from_file, ("hidden_size", "num_layers", "num_attention_heads"), config_file)
-            values.update(from_file)
-        given = dict(
+        overrides = dict(
+            vocab_size=vocab_size,
             hidden_size=hidden_size,
             num_layers=num_layers,
             num_attention_heads=num_attention_heads,
-            max_position_embeddings=max_seq_length,
+            max_seq_length=max_seq_length,
             ffn_hidden_size=ffn_hidden_size,
             num_tokentypes=num_tokentypes,
             make_vocab_size_divisible_by=make_vocab_size_divisible_by,
@@ -309,20 +354,29 @@ class MegatronBERT(TrainableNM):
             attention_dropout=attention_dropout,
             activation=activation,
         )
-        values.update({key: value for key, value in given.items() if value is not None})
-        if vocab_size is None:
-            vocab_size = values.pop("vocab_size", None) or (loaded and loaded.vocab_rows)
-        if vocab_size is None:
-            raise ValueError("MegatronBERT needs vocab_size, vocab_file, a config_file that names it, or a checkpoint")
-        values.pop("vocab_size", None)
-        cfg = MegatronBertConfig(vocab_size=vocab_size, **values)
-        self.config = cfg
+        if config is not None:
+            config = _config_object(config, {**overrides, "config_file": config_file, "vocab_file": vocab_file})
+        elif vocab_size is None and vocab_file is not None:
+            overrides["vocab_size"] = count_vocab(vocab_file)
+        loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint) if checkpoint else None
+        if config is None:
+            config = MegatronBertConfig.resolve(overrides, config_file, loaded.recorded_args if loaded else None)
+        self.config = config
         self.attention_impl = attention_impl
-        self.language_model = MegatronBertModel(cfg)
+        self.language_model = MegatronBertModel(config)
         if loaded is None:
             self.language_model.apply(init_weights)
         else:
             load_megatron_state_dict(self.language_model, loaded)
+
+    @property
+    def init_params(self) -> dict[str, Any]:
+        """As captured, with a ``config`` object written as its fields, so that ``export_to_config``
+        writes plain YAML and ``import_from_config`` rebuilds the same config from it."""
+        params = super().init_params
+        if isinstance(params.get("config"), MegatronBertConfig):
+            params["config"] = params["config"].to_dict()
+        return params
 
     @classmethod
     def from_config_file(
@@ -343,6 +397,22 @@ class MegatronBERT(TrainableNM):
     def word_embeddings_weight(self) -> torch.Tensor:
         """The real vocabulary's embedding rows (padding rows cut off), for an LM head to tie to."""
         return self.language_model.word_embeddings_weight
+
+
+def _config_object(config: MegatronBertConfig | Mapping[str, Any], nemo_arguments: dict) -> MegatronBertConfig:
+    """A config given whole: NeMo's arguments would be ignored beside it, so they are refused."""
+    if isinstance(config, (str, Path)):
+        raise TypeError(
+            f"MegatronBERT: config is a MegatronBertConfig or a dict of its fields, got the path {str(config)!r}; "
+            "pass a Megatron config.json as config_file="
+        )
+    given = sorted(key for key, value in nemo_arguments.items() if value is not None)
+    if given:
+        raise ValueError(
+            f"MegatronBERT: pass either config or {given}, not both; to change a field of a config use "
+            "dataclasses.replace(config, hidden_dropout=0.0)"
+        )
+    return config if isinstance(config, MegatronBertConfig) else MegatronBertConfig(**config)
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
