@@ -316,7 +316,7 @@ def test_a_file_that_is_not_a_graph_is_refused(tmp_path, no_module_built):
             "- {id: data, module: data}\n- {id: a, module: a, inputs: {hidden_states: data.input_ids}}\n",
             NeuralPortNmTensorMismatchError,
             "call 'a': ToyEncoder.hidden_states (module 'a') expects (B, T, D) ChannelType but "
-            "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: DIM_INCOMPATIBLE",
+            "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: INCOMPATIBLE",
         ),
         ("- {id: a, module: a}\n", NeuralPortMissingError, "call 'a': a (ToyEncoder) needs input port(s) ['hidden_states']"),
         (

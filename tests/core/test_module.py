@@ -180,7 +180,7 @@ def test_type_mismatch_message_names_both_modules_ports_types_and_result():
         cls(hidden_states=batch.input_ids)
     assert str(info.value) == (
         "ToyClassifier.hidden_states (module 'cls') expects (B, T, D) ChannelType but "
-        "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: DIM_INCOMPATIBLE"
+        "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: INCOMPATIBLE"
     )
     assert isinstance(info.value, TypeError)
     assert cls._calls == []
@@ -513,7 +513,7 @@ def test_the_guide_runs_as_written(tmp_path, monkeypatch, capsys):
     assert "tagger.hidden_states (input) declares 3 axes (B, T, D) but got a tensor of shape (2, 8)" in printed
     assert (
         "TokenClassifier.hidden_states (module 'tagger') expects (B, T, D) ChannelType but "
-        "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: DIM_INCOMPATIBLE" in printed
+        "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: INCOMPATIBLE" in printed
     )
     assert [graph.label(c) for c in graph.calls] == ["data", "embed", "tagger"]
     assert len(tagger._calls) == 1  # the refused call left nothing behind

@@ -41,9 +41,15 @@ def nt(axes, elements=None, optional=False):
         ("T", AxisKind.Time),
         ("D", AxisKind.Dimension),
         ("C", AxisKind.Channel),
+        ("C", AxisKind.Dimension),  # NeMo: Channel is Dimension under another name
+        ("channel", AxisKind.Dimension),
+        ("N", AxisKind.Batch),
         ("W", AxisKind.Width),
         ("H", AxisKind.Height),
+        ("seq", AxisKind.Sequence),
+        ("Sequence", AxisKind.Sequence),
         ("any", AxisKind.Any),
+        ("Any", AxisKind.Any),
         ("Batch", AxisKind.Batch),
         (" t ", AxisKind.Time),
     ],
@@ -52,8 +58,16 @@ def test_axis_kind_from_str(label, kind):
     assert AxisKind.from_str(label) is kind
 
 
+def test_axis_kinds_have_nemos_values_and_channel_is_an_alias():
+    assert AxisKind.Channel is AxisKind.Dimension
+    assert {k.name: k.value for k in AxisKind} == {
+        "Batch": 0, "Time": 1, "Dimension": 2, "Width": 3, "Height": 4, "Any": 5, "Sequence": 6,
+    }
+
+
 def test_axis_kind_unknown_label_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"Unknown axis kind 'Q'.*'B', 'T', 'D', 'C', 'W', 'H', 'any'"):
+    known = r"'B', 'N', 'T', 'D', 'C', 'W', 'H', 'seq', 'any'"
+    with pytest.raises(ValueError, match=rf"Unknown axis kind 'Q'; expected one of {known}"):
         AxisKind.from_str("Q")
 
 
@@ -65,6 +79,15 @@ def test_axis_type_fields_equality_and_repr():
     assert len({axis, AxisType("D", 32), AxisType("D")}) == 2
     assert repr(axis) == "D:32"
     assert repr(AxisType("B", 2, is_list=True)) == "list[B:2]"
+
+
+def test_a_channel_axis_equals_a_dimension_axis_but_prints_as_declared():
+    assert AxisType("C", 5) == AxisType("D", 5) == AxisType(AxisKind.Channel, 5)
+    assert hash(AxisType("C")) == hash(AxisType("D"))
+    assert (repr(AxisType("C", 5)), repr(AxisType("channel")), repr(AxisType("D"))) == ("C:5", "C", "D")
+    assert repr(AxisType(AxisKind.Channel)) == "D"  # the alias is the same member: nothing to remember
+    assert str(NeuralType(("B", "T", "C"), LogitsType())) == "(B, T, C) LogitsType"
+    assert NeuralType(("B", "C")) == NeuralType(("B", "D"))
 
 
 def test_axis_type_rejects_bad_kind_and_size():
@@ -153,28 +176,37 @@ def test_element_types_print_their_parameters():
 
 # ---- the comparison table ---------------------------------------------------------------------
 # (expected port type, given tensor type, result): each result and the situation it describes.
+class SpectrogramLike(ChannelType):
+    """Stands in for NeMo's SpectrogramType in the examples NeMo documents."""
+
+
+FIXED_BTD = nt((AxisType(B, 64), AxisType(T, 10), AxisType(D, 128)), SpectrogramLike())
+
 TABLE = [
     # SAME: identical, or expected only leaves a size free / uses an 'any' axis.
     (nt((B, T, D)), nt((B, T, D)), R.SAME),
     (nt((B, D)), nt((B, AxisType(D, 32))), R.SAME),
     (nt((B, "any")), nt((B, T)), R.SAME),
+    (nt((B, "any", "any"), SpectrogramLike()), nt((B, T, "C"), SpectrogramLike()), R.SAME),
     (NeuralType(None, LossType()), NeuralType(None, LossType()), R.SAME),
+    (nt((B, "C", T)), nt((B, D, T)), R.SAME),  # Channel is Dimension
+    (nt(("N", D)), nt((B, D)), R.SAME),  # N is Batch
+    (nt((B, T, "C"), SpectrogramLike()), FIXED_BTD, R.SAME),  # free sizes take fixed ones
     # LESS: the expected elements are a subtype of the given ones (a port too specific to accept them).
     (nt((B, T, D), EmbeddedTextType()), nt((B, T, D)), R.LESS),
     # GREATER: the expected elements are a supertype of the given ones: accepted.
     (nt((B, T, D)), nt((B, T, D), EmbeddedTextType()), R.GREATER),
     (nt((B,), LabelsType()), nt((B,), PredictionsType()), R.GREATER),
-    # DIM_INCOMPATIBLE: same elements, but rank, axis kinds or fixed sizes disagree.
-    (nt((B, T, D)), nt((B, T)), R.DIM_INCOMPATIBLE),
+    # DIM_INCOMPATIBLE: same elements and the same kinds, but a fixed size differs.
     (nt((B, AxisType(D, 32))), nt((B, AxisType(D, 64))), R.DIM_INCOMPATIBLE),
     (nt((B, AxisType(D, 32))), nt((B, D)), R.DIM_INCOMPATIBLE),  # a free size may be anything
-    (nt((B, T)), nt((B, D)), R.DIM_INCOMPATIBLE),
-    (NeuralType(None, LossType()), NeuralType((B,), LossType()), R.DIM_INCOMPATIBLE),
-    (nt((AxisType(B, is_list=True), T)), nt((B, T)), R.DIM_INCOMPATIBLE),
-    # TRANSPOSE_SAME: same elements and axes, in another order.
+    (FIXED_BTD, nt((B, T, "C"), SpectrogramLike()), R.DIM_INCOMPATIBLE),
+    (nt((AxisType(T, 5), B)), nt((B, AxisType(T, 7))), R.DIM_INCOMPATIBLE),  # no order fixes a size
+    # TRANSPOSE_SAME: same elements, same kinds and sizes in another order, or lists vs tensors.
     (nt((B, T, D)), nt((T, B, D)), R.TRANSPOSE_SAME),
     (nt((B, T, D), EmbeddedTextType()), nt((D, T, B), EmbeddedTextType()), R.TRANSPOSE_SAME),
-    (nt((B, T, D)), nt((T, B, D), EmbeddedTextType()), R.TRANSPOSE_SAME),  # axes outrank GREATER
+    (nt((AxisType(B, is_list=True), T)), nt((B, T)), R.TRANSPOSE_SAME),  # list vs tensor
+    (nt((B, T)), nt((AxisType(B, is_list=True), T)), R.TRANSPOSE_SAME),
     # ... also when only a non-greedy matching finds the order ('any' or a free size must not grab
     # the axis a stricter one needs):
     (nt(("any", T)), nt((T, B)), R.TRANSPOSE_SAME),
@@ -185,10 +217,22 @@ TABLE = [
         nt((AxisType(B, 3, is_list=True), T)),
         R.CONTAINER_SIZE_MISMATCH,
     ),
-    # INCOMPATIBLE: unrelated elements; decided before the axes are looked at.
+    # INCOMPATIBLE: unrelated elements, whatever the axes ...
     (nt((B,), LogitsType()), nt((B,), LabelsType()), R.INCOMPATIBLE),
     (nt((B, T), LogitsType()), nt((T,), LabelsType()), R.INCOMPATIBLE),
     (nt((B, T)), NeuralType(), R.INCOMPATIBLE),  # a typed port does not take a Void tensor
+    # ... another rank, another set of kinds, or a scalar against a tensor, whatever the elements ...
+    (nt((B, T, D)), nt((B, T)), R.INCOMPATIBLE),
+    (nt((B, T, "C"), VoidType()), nt((B, T), SpectrogramLike()), R.INCOMPATIBLE),
+    (nt((B, T)), nt((B, D)), R.INCOMPATIBLE),
+    (nt((B, T, "C")), nt((B, "any", "any")), R.INCOMPATIBLE),  # 'any' in a tensor is no T
+    (nt((B, T, "seq")), nt((B, T, D)), R.INCOMPATIBLE),
+    (NeuralType(None, LossType()), NeuralType((B,), LossType()), R.INCOMPATIBLE),
+    (NeuralType((B,), LossType()), NeuralType(None, LossType()), R.INCOMPATIBLE),
+    # ... and axes that do not fit unless the elements are SAME: fixing the axes would not be enough.
+    (nt((B, T, D)), nt((T, B, D), EmbeddedTextType()), R.INCOMPATIBLE),
+    (nt((B, AxisType(D, 8))), nt((B, AxisType(D, 16)), EmbeddedTextType()), R.INCOMPATIBLE),
+    (nt((B, T), LabelsType(num_classes=3)), nt((T, B), LabelsType(num_classes=5)), R.INCOMPATIBLE),
     # SAME_TYPE_INCOMPATIBLE_PARAMS: same element class, different type parameters.
     (
         nt((B,), LabelsType(num_classes=3)),
@@ -226,7 +270,45 @@ def test_axisless_void_accepts_anything(given):
 def test_void_with_axes_still_checks_the_axes():
     port = NeuralType((B, T), VoidType())
     assert port.compare(nt((B, T), LogitsType())) is R.SAME
-    assert port.compare(nt((B, T, D), LogitsType())) is R.DIM_INCOMPATIBLE
+    assert port.compare(nt((T, B), LogitsType())) is R.TRANSPOSE_SAME  # Void elements compare SAME
+    assert port.compare(nt((B, T, D), LogitsType())) is R.INCOMPATIBLE
+
+
+def test_nemos_documented_examples_compare_as_in_nemo():
+    """The pairs NeMo 0.11's own tests use, in both directions, with nmod's element types."""
+    btc = nt((B, T, "C"), SpectrogramLike())
+    btc_void = nt((B, T, "C"), VoidType())
+    assert (btc_void.compare(btc), btc.compare(btc_void)) == (R.SAME, R.INCOMPATIBLE)
+    assert nt((B, T, "C"), VoidType()).compare(nt((T, B, "C"), VoidType())) is R.TRANSPOSE_SAME
+    assert nt((T, B, "C"), VoidType()).compare(nt((B, T, "C"), VoidType())) is R.TRANSPOSE_SAME
+    any_void, any_spec = nt((B, "any", "any"), VoidType()), nt((B, "Any", "Any"), SpectrogramLike())
+    assert [any_void.compare(any_spec), any_void.compare(btc), any_spec.compare(btc)] == [R.SAME] * 3
+    assert (btc.compare(any_spec), any_spec.compare(any_void)) == (R.INCOMPATIBLE, R.INCOMPATIBLE)
+    listed = nt((AxisType(B, is_list=True), AxisType(T, is_list=True), AxisType(D, 32), AxisType(D, 128)))
+    assert listed.compare(nt((B, T, AxisType(D, 32), AxisType(D, 128)))) is R.TRANSPOSE_SAME
+    assert NeuralType(None).compare(NeuralType(None)) is R.SAME
+
+
+@pytest.mark.parametrize(
+    "expected, given, result",
+    [
+        ((B, D, D), (B, B, D), R.INCOMPATIBLE),  # NeMo: TRANSPOSE_SAME (kinds compared as a set)
+        ((T, AxisType(T, 5), B), (B, AxisType(T, 5), AxisType(T, 7)), R.TRANSPOSE_SAME),  # NeMo: DIM_INC.
+        ((B, T, D), (T, B, AxisType(D, 32)), R.TRANSPOSE_SAME),  # NeMo: DIM_INCOMPATIBLE
+        ((B, "any"), (T, D), R.INCOMPATIBLE),  # NeMo: SAME ('any' resets an earlier mismatch)
+        (("any", T), (T, B), R.TRANSPOSE_SAME),  # NeMo: INCOMPATIBLE (kind sets differ)
+    ],
+)
+def test_where_nmod_follows_nemos_documented_rule_over_its_code(expected, given, result):
+    """docs/neural_types.md lists these corners; keep the two in step."""
+    assert nt(expected).compare(nt(given)) is result
+
+
+def test_scalar_port_accepts_only_scalars_then_compares_elements():
+    port = NeuralType(None, LabelsType())
+    assert port.compare(NeuralType(None, PredictionsType())) is R.GREATER
+    assert port.compare(NeuralType(None, LogitsType())) is R.INCOMPATIBLE
+    assert port.compare(nt((B,), LabelsType())) is R.INCOMPATIBLE
 
 
 def test_optional_does_not_change_the_comparison():
