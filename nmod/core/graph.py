@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
 
 from . import config as cfg
 from .errors import ConfigFieldError, GraphCycleError, GraphError, NmodError
@@ -15,7 +15,9 @@ __all__ = ["Graph"]
 class Graph:
     """Everything needed to compute `outputs`: the module calls in a valid execution order.
 
-    The plan is computed once here, not per step; executors walk `calls` in order.
+    The plan is computed once here, not per step; executors walk `calls` in order. Calls and tensors
+    are named where they are wired (`ModuleCall.label`, `NmTensor.name`), not here, so a graph prints
+    and exports the names its tensors have everywhere else.
     """
 
     def __init__(self, outputs: Sequence[NmTensor]):
@@ -24,25 +26,26 @@ class Graph:
             if not isinstance(t, NmTensor):
                 raise GraphError(f"Graph outputs must be NmTensors from wiring modules, got {t!r}")
         self.outputs: List[NmTensor] = outputs
-        self.calls: List[ModuleCall] = _topological_order(outputs)
-        names: Dict[str, int] = {}
+        self.calls: List[ModuleCall] = _depth_first_order(
+            [t.call for t in outputs], lambda c: [t.call for t in c.inputs.values()], lambda c: c.label,
+            "Module calls form a cycle: ")
+        modules: Dict[str, NeuralModule] = {}
         for m in self.modules:
-            if m.name in names:
+            if modules.setdefault(m.name, m) is not m:
                 raise GraphError(f"Two different modules are both named '{m.name}'; give them distinct names")
-            names[m.name] = 1
-        self._labels: Dict[int, str] = {}
-        uses: Dict[int, int] = {}
+        labels: Dict[str, ModuleCall] = {}
         for c in self.calls:
-            k = uses.get(id(c.module), 0)
-            uses[id(c.module)] = k + 1
-            self._labels[c.uid] = c.module.name if k == 0 else f"{c.module.name}#{k}"
+            if labels.setdefault(c.label, c) is not c:
+                raise GraphError(f"Two calls are both labelled '{c.label}' (a module is named like another "
+                                 f"module's re-use); rename module '{c.module.name}'")
 
     def label(self, call: ModuleCall) -> str:
-        """A call's id within this graph: the module name, '#k' appended for its k-th re-use."""
-        return self._labels[call.uid]
+        """The call's name (`call.label`): the module name, '#k' appended for the module's k-th re-use."""
+        return call.label
 
     def tensor_name(self, tensor: NmTensor) -> str:
-        return f"{self.label(tensor.call)}.{tensor.port}"
+        """The tensor's name (`tensor.name`): '<call label>.<port>'."""
+        return tensor.name
 
     @property
     def modules(self) -> List[NeuralModule]:
@@ -57,35 +60,49 @@ class Graph:
         return [c for c in self.calls if not c.inputs]
 
     def structure(self) -> dict:
-        """A plain description (modules' configs, edges, outputs) used for equality and export."""
+        """A plain description (modules' configs, edges, outputs), as `export_to_yaml` writes it.
+
+        Calls are identified by their labels and tensors by their names, as everywhere else.
+        """
         return {
             "modules": {m.name: m.to_config_dict() for m in self.modules},
             "calls": [
-                {
-                    "id": self.label(c),
-                    "module": c.module.name,
-                    "inputs": {p: self.tensor_name(t) for p, t in sorted(c.inputs.items())},
-                }
+                {"id": c.label, "module": c.module.name, "inputs": {p: t.name for p, t in sorted(c.inputs.items())}}
                 for c in self.calls
             ],
-            "outputs": [self.tensor_name(t) for t in self.outputs],
+            "outputs": [t.name for t in self.outputs],
         }
 
     def __eq__(self, other: object) -> bool:
+        """Same modules (name, class, init params) wired the same way to the same outputs.
+
+        Call labels are not compared: they count a module's calls over its life, so the same wiring
+        rebuilt from a file (`import_from_yaml`) may number them differently.
+        """
         if not isinstance(other, Graph):
             return NotImplemented
-        mine, theirs = self.structure(), other.structure()
-        for s in (mine, theirs):
-            for m in s["modules"].values():
-                m["header"].pop("nmod_version", None)
-        return mine == theirs
+        return self._comparable() == other._comparable()
+
+    def _comparable(self) -> dict:
+        # Calls numbered by a walk that depends only on the wiring: outputs in order, inputs by port name.
+        walk = _depth_first_order([t.call for t in self.outputs],
+                                  lambda c: [c.inputs[p].call for p in sorted(c.inputs)], lambda c: c.label, "")
+        position = {c.uid: i for i, c in enumerate(walk)}
+        modules = {m.name: m.to_config_dict() for m in self.modules}
+        for m in modules.values():
+            m["header"].pop("nmod_version", None)
+        return {
+            "modules": modules,
+            "calls": [(c.module.name, {p: (position[t.call.uid], t.port) for p, t in c.inputs.items()}) for c in walk],
+            "outputs": [(position[t.call.uid], t.port) for t in self.outputs],
+        }
 
     def summary(self) -> str:
         """A table of calls: module, class, input edges, output ports and parameter counts."""
         rows = [("call", "class", "inputs", "outputs", "params")]
         for c in self.calls:
-            inputs = ", ".join(f"{p}<-{self.tensor_name(t)}" for p, t in c.inputs.items()) or "-"
-            rows.append((self.label(c), type(c.module).__name__, inputs, ", ".join(c.outputs), f"{c.module.num_weights:,}"))
+            inputs = ", ".join(f"{p}<-{t.name}" for p, t in c.inputs.items()) or "-"
+            rows.append((c.label, type(c.module).__name__, inputs, ", ".join(c.outputs), f"{c.module.num_weights:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -97,10 +114,10 @@ class Graph:
         """Graphviz DOT text (render with `dot -Tpng`); also written to `path` when given."""
         lines = ["digraph nmod {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
         for c in self.calls:
-            lines.append(f'  "{self.label(c)}" [label="{self.label(c)}\\n{type(c.module).__name__}"];')
+            lines.append(f'  "{c.label}" [label="{c.label}\\n{type(c.module).__name__}"];')
         for c in self.calls:
             for port, t in c.inputs.items():
-                lines.append(f'  "{self.label(t.call)}" -> "{self.label(c)}" [label="{t.port} -> {port}\\n{t.ntype}"];')
+                lines.append(f'  "{t.call.label}" -> "{c.label}" [label="{t.port} -> {port}\\n{t.ntype}"];')
         lines.append("}")
         text = "\n".join(lines) + "\n"
         if path is not None:
@@ -125,7 +142,8 @@ class Graph:
         calls_cfg = cfg.require(data, "calls", list, where)
         outputs_cfg = cfg.require(data, "outputs", list, where)
         calls = _parse_calls(calls_cfg, modules_cfg, where)
-        order = _order_call_specs(calls, where)
+        order = _depth_first_order(calls, lambda c: [_split_ref(r, where)[0] for r in calls[c]["inputs"].values()],
+                                   str, f"{where}: calls form a cycle: ")
         unknown_outputs = [o for o in outputs_cfg if _split_ref(o, where)[0] not in calls]
         if unknown_outputs:
             raise ConfigFieldError(f"{where}: outputs {unknown_outputs} name calls that do not exist")
@@ -150,28 +168,6 @@ class Graph:
             src, port = _split_ref(ref, where)
             outputs.append(_output_port(produced[src], port, f"{where}: output '{ref}'"))
         return cls(outputs)
-
-
-def _topological_order(outputs: Sequence[NmTensor]) -> List[ModuleCall]:
-    order: List[ModuleCall] = []
-    state: Dict[int, str] = {}  # uid -> "visiting" | "done"
-
-    def visit(call: ModuleCall, path: List[ModuleCall]) -> None:
-        mark = state.get(call.uid)
-        if mark == "done":
-            return
-        if mark == "visiting":
-            cycle = path[path.index(call):] + [call]
-            raise GraphCycleError("Module calls form a cycle: " + " -> ".join(c.label for c in cycle))
-        state[call.uid] = "visiting"
-        for tensor in call.inputs.values():
-            visit(tensor.call, path + [call])
-        state[call.uid] = "done"
-        order.append(call)
-
-    for t in outputs:
-        visit(t.call, [])
-    return order
 
 
 def _output_port(produced: object, port: str, where: str) -> NmTensor:
@@ -214,22 +210,33 @@ def _parse_calls(calls_cfg: list, modules_cfg: dict, where: str) -> Dict[str, di
     return calls
 
 
-def _order_call_specs(calls: Dict[str, dict], where: str) -> List[str]:
-    order: List[str] = []
-    state: Dict[str, str] = {}
+Node = TypeVar("Node")
 
-    def visit(call_id: str, path: List[str]) -> None:
-        if state.get(call_id) == "done":
+
+def _depth_first_order(roots: Iterable[Node], inputs_of: Callable[[Node], Iterable[Node]],
+                       label: Callable[[Node], str], cycle_message: str) -> List[Node]:
+    """Every node reachable from `roots`, each after the nodes it reads: a post-order depth-first walk.
+
+    Walks module calls in memory and call ids read from a graph file alike. A cycle raises
+    GraphCycleError: `cycle_message` followed by the loop, e.g. "a -> b -> a".
+    """
+    order: List[Node] = []
+    done: set = set()
+    path: List[Node] = []  # the nodes being visited, outermost first
+
+    def visit(node: Node) -> None:
+        if node in done:
             return
-        if state.get(call_id) == "visiting":
-            cycle = path[path.index(call_id):] + [call_id]
-            raise GraphCycleError(f"{where}: calls form a cycle: " + " -> ".join(cycle))
-        state[call_id] = "visiting"
-        for ref in calls[call_id]["inputs"].values():
-            visit(_split_ref(ref, where)[0], path + [call_id])
-        state[call_id] = "done"
-        order.append(call_id)
+        if node in path:
+            cycle = path[path.index(node):] + [node]
+            raise GraphCycleError(cycle_message + " -> ".join(label(n) for n in cycle))
+        path.append(node)
+        for source in inputs_of(node):
+            visit(source)
+        path.pop()
+        done.add(node)
+        order.append(node)
 
-    for call_id in calls:
-        visit(call_id, [])
+    for root in roots:
+        visit(root)
     return order

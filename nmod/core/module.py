@@ -147,7 +147,7 @@ class NeuralModule(ABC):
                     f"{type(tensor.producer).__name__}.{tensor.port} (module '{tensor.producer.name}') "
                     f"gives {tensor.ntype}: {result.name}"
                 )
-        call = ModuleCall(module=self, inputs=dict(inputs))
+        call = ModuleCall(module=self, inputs=dict(inputs), index=len(self._calls))
         call.outputs = {port: NmTensor(call, port, ntype) for port, ntype in self.output_ports.items()}
         self._calls.append(call)
         outputs = list(call.outputs.values())

@@ -1,4 +1,9 @@
-"""Graph tensors: the edges of a module graph. They hold no data, only where they come from."""
+"""Graph tensors: the edges of a module graph. They hold no data, only where they come from.
+
+Naming lives here and only here. A module's calls are numbered when they are wired (0 for its first),
+so a call's `label` and a tensor's `name` are fixed from then on: the same in every `Graph` the call
+is part of, in `summary()`, DOT and YAML exports, error messages and the keys of eval results.
+"""
 from __future__ import annotations
 
 import itertools
@@ -21,14 +26,14 @@ class ModuleCall:
 
     module: "NeuralModule"
     inputs: Dict[str, "NmTensor"]
+    index: int = 0  # how many calls the module had before this one
     outputs: Dict[str, "NmTensor"] = field(default_factory=dict)
     uid: int = field(default_factory=lambda: next(_call_ids))
 
     @property
     def label(self) -> str:
         """'<module name>' for a module's first call, '<module name>#k' for its k-th re-use."""
-        index = self.module._calls.index(self) if self in self.module._calls else 0
-        return self.module.name if index == 0 else f"{self.module.name}#{index}"
+        return self.module.name if self.index == 0 else f"{self.module.name}#{self.index}"
 
     def __repr__(self) -> str:
         return f"ModuleCall({self.label})"
@@ -48,7 +53,7 @@ class NmTensor:
 
     @property
     def name(self) -> str:
-        """Unique within a graph: '<call label>.<port>'."""
+        """'<call label>.<port>', e.g. 'encoder#1.hidden_states': the tensor's one name everywhere."""
         return f"{self.call.label}.{self.port}"
 
     def __repr__(self) -> str:

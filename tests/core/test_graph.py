@@ -67,15 +67,70 @@ def test_the_order_of_outputs_does_not_break_the_plan():
     assert [graph.label(c) for c in graph.calls] == ["data", "emb", "cls", "loss"]
 
 
-def test_a_re_used_module_whose_first_call_is_not_in_the_graph_gets_its_plain_name():
+def test_a_re_used_module_keeps_its_call_number_in_every_graph():
     batch = ToyDataLayer(name="data")()
     hidden = ToyEmbedding(name="emb")(input_ids=batch.input_ids)
     enc = ToyEncoder(name="enc")
     enc(hidden_states=hidden)
     second = enc(hidden_states=hidden)
-    assert second.name == "enc#1.hidden_states"  # the module's own count
-    graph = Graph([second])
-    assert [graph.label(c) for c in graph.calls] == ["data", "emb", "enc"]  # the graph's count
+    assert second.name == "enc#1.hidden_states"
+    graph = Graph([second])  # the first call is not part of this graph: the name does not change
+    assert [graph.label(c) for c in graph.calls] == ["data", "emb", "enc#1"]
+    assert graph.tensor_name(second) == second.name
+
+
+def _wire_eval_then_train():
+    """As a recipe does: the shared modules are wired for evaluation first, then for training."""
+    emb, enc, cls, loss_fn = ToyEmbedding(name="emb"), ToyEncoder(name="enc"), ToyClassifier(name="cls"), ToyLoss(name="loss")
+
+    def pipeline(data):
+        batch = data()
+        logits = cls(hidden_states=enc(hidden_states=emb(input_ids=batch.input_ids), attention_mask=batch.attention_mask))
+        return logits, loss_fn(logits=logits, labels=batch.labels)
+
+    eval_logits, _ = pipeline(ToyDataLayer(name="eval_data"))
+    train_logits, train_loss = pipeline(ToyDataLayer(name="train_data"))
+    return eval_logits, train_logits, train_loss
+
+
+def test_a_tensor_has_one_name_in_every_graph_print_and_export(tmp_path):
+    eval_logits, train_logits, train_loss = _wire_eval_then_train()
+    assert (eval_logits.name, train_logits.name, train_loss.name) == ("cls.logits", "cls#1.logits", "loss#1.loss")
+    train = Graph([train_loss, train_logits])
+    both = Graph([eval_logits, train_loss])
+    assert [train.label(c) for c in train.calls] == ["train_data", "emb#1", "enc#1", "cls#1", "loss#1"]
+    assert [both.label(c) for c in both.calls] == ["eval_data", "emb", "enc", "cls", "train_data", "emb#1", "enc#1", "cls#1", "loss#1"]
+    for graph in (train, both):
+        for call in graph.calls:
+            assert graph.label(call) == call.label
+            for tensor in call.outputs.values():
+                assert graph.tensor_name(tensor) == tensor.name
+    assert "hidden_states<-enc#1.hidden_states" in train.summary()
+    assert '"emb#1" -> "enc#1"' in train.to_dot()
+    train.export_to_yaml(tmp_path / "train.yaml")
+    exported = (tmp_path / "train.yaml").read_text()
+    assert "cls#1.logits" in exported and "cls.logits" not in exported.replace("cls#1.logits", "")
+    assert train.structure()["outputs"] == [train_loss.name, train_logits.name]
+
+
+def test_a_graph_rebuilt_from_its_file_is_equal_though_its_calls_are_renumbered(tmp_path):
+    _, train_logits, train_loss = _wire_eval_then_train()
+    train = Graph([train_loss, train_logits])
+    train.export_to_yaml(tmp_path / "train.yaml")
+    rebuilt = Graph.import_from_yaml(tmp_path / "train.yaml")
+    # Fresh modules: their first calls. The names are the rebuilt tensors' own, everywhere.
+    assert [rebuilt.label(c) for c in rebuilt.calls] == ["train_data", "emb", "enc", "cls", "loss"]
+    assert [t.name for t in rebuilt.outputs] == ["loss.loss", "cls.logits"]
+    assert rebuilt == train
+
+
+def test_calls_whose_labels_collide_are_refused():
+    batch = ToyDataLayer(name="data")()
+    hidden = ToyEmbedding(name="emb")(input_ids=batch.input_ids)
+    enc = ToyEncoder(name="enc")
+    out = ToyEncoder(name="enc#1")(hidden_states=enc(hidden_states=enc(hidden_states=hidden)))
+    with pytest.raises(GraphError, match="Two calls are both labelled 'enc#1'.*rename module 'enc#1'"):
+        Graph([out])
 
 
 def test_graph_outputs_must_be_graph_tensors():

@@ -7,9 +7,9 @@ import nmod
 from nmod.backends.pytorch import checkpoint as ckpt
 from nmod.backends.pytorch.actions import NaNLossError
 from nmod.backends.pytorch.precision import DynamicLossScaler
-from nmod.callbacks import Callback, CheckpointCallback, SimpleLossLoggerCallback
-from nmod.core import GraphError
-from toy import ToyMLP, ToyMSE, build
+from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
+from nmod.core import Graph, GraphError
+from toy import ToyData, ToyMLP, ToyMSE, build
 
 
 def factory(**kw):
@@ -209,3 +209,23 @@ def test_loss_logger_history_and_infer_order():
     with torch.no_grad():
         expected = mlp(x=data.dataset.tensors[0])
     torch.testing.assert_close(torch.cat(preds), expected)
+
+
+def test_eval_results_are_keyed_by_the_names_the_graph_prints():
+    nf = factory()
+    eval_data, train_data = ToyData(n=8, name="eval_data"), ToyData(n=16, name="train_data")
+    mlp, mse = ToyMLP(name="mlp"), ToyMSE(name="mse")
+    x, y = eval_data()
+    eval_pred = mlp(x=x)  # wired for evaluation first, as the SQuAD recipe does
+    eval_loss = mse(pred=eval_pred, y=y)
+    x, y = train_data()
+    train_loss = mse(pred=mlp(x=x), y=y)
+    assert (eval_pred.name, eval_loss.name, train_loss.name) == ("mlp.pred", "mse.loss", "mse#1.loss")
+    keys = []
+    evaluator = EvaluatorCallback([eval_pred, eval_loss], user_iter_callback=lambda values, g: keys.append(list(values)),
+                                  user_epochs_done_callback=lambda g: {}, eval_at_start=True, eval_step=1)
+    nf.train([train_loss], "sgd", {"max_steps": 1, "lr": 0.01}, callbacks=[evaluator])
+    assert keys == [["mlp.pred", "mse.loss"]] * 4  # 2 batches, before and after the step
+    assert [Graph([eval_pred, eval_loss]).tensor_name(t) for t in (eval_pred, eval_loss)] == keys[0]
+    train_graph = Graph([train_loss])
+    assert train_graph.tensor_name(train_loss) == train_loss.name and "pred<-mlp#1.pred" in train_graph.summary()
