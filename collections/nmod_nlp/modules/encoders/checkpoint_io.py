@@ -1,0 +1,156 @@
+"""What every checkpoint reader needs, whatever the format: reading a weights file on the CPU,
+flattening nested state dicts, applying a rename table, and loading with an error a person can act on.
+
+The formats themselves live in ``megatron_checkpoint.py`` (Megatron-LM, for ``MegatronBERT``) and
+``hf_checkpoint.py`` (Hugging Face BERT, for ``BERT``). See ``docs/checkpoints.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nmod.backends.pytorch.serialization import UnsafeCheckpointError
+
+# What a Hugging Face folder holds its weights in, in the order they are looked for.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+# (pattern, replacement) applied in order; a replacement of None drops the key.
+Renames = list[tuple[str, "str | None"]]
+
+
+def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
+    """A ``.safetensors`` file, a sharded HF index, or anything ``torch.load`` reads, on the CPU.
+
+    Besides tensors, a ``torch.load``ed file may hold what training scripts save beside the weights
+    (``_training_state_globals``); anything else needs ``allow_unsafe``, for a file its user trusts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+    if path.name.endswith(".index.json"):
+        weight_map = json.loads(path.read_text())["weight_map"]
+        state = {}
+        for shard in sorted(set(weight_map.values())):
+            state.update(load_file(path.parent / shard, allow_unsafe))
+        return state
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file as load_safetensors
+
+        return load_safetensors(str(path))
+    if path.suffix in (".index", ".meta") or ".ckpt" in path.name:
+        raise ValueError(
+            f"{path} looks like a TensorFlow checkpoint; convert it to PyTorch first "
+            "(transformers' convert_bert_original_tf_checkpoint_to_pytorch)"
+        )
+    # mmap: a training checkpoint's optimizer state (twice the weights) is never read into memory.
+    mmap = zipfile.is_zipfile(path)  # pre-1.6 torch files cannot be mapped
+    try:
+        with torch.serialization.safe_globals(_training_state_globals()):
+            return torch.load(path, map_location="cpu", weights_only=not allow_unsafe, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+        raise UnsafeCheckpointError(
+            f"{path} holds Python objects beyond tensors, argparse.Namespace and numpy RNG state, which "
+            f"torch.load(weights_only=True) refuses ({str(err).splitlines()[-1][:300]}). Only if you trust "
+            "its source, pass allow_unsafe_checkpoint=True (--allow_unsafe_checkpoint on the command line)."
+        ) from None
+    except (RuntimeError, KeyError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
+
+
+def _training_state_globals() -> list:
+    """What a Megatron ``model_optim_rng.pt`` (like many training checkpoints) holds besides tensors:
+    its argparse ``args`` and numpy RNG state."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    uint32 = type(np.dtype(np.uint32))
+    return [argparse.Namespace, np.ndarray, np.dtype, uint32, _reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct")]
+
+
+def find_weights_file(directory: Path) -> Path:
+    """The weights of a Hugging Face folder (BERT or megatron-bert)."""
+    for name in WEIGHT_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(f"{directory}: no weights; expected one of {', '.join(WEIGHT_FILES)}")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Megatron nests state dicts (``embedding -> word_embeddings -> weight``); join keys with dots."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, torch.Tensor):
+            flat[name] = value
+    return flat
+
+
+def split_weights(obj: dict, source: Path) -> tuple[dict, dict]:
+    """Splits a checkpoint object into (weights, metadata): Megatron's ``model`` or a ``state_dict``."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"{source}: expected a dict of tensors or a Megatron checkpoint dict, found {type(obj).__name__}")
+    if any(re.fullmatch(r"model\d+", key) for key in obj):
+        raise ValueError(f"{source}: virtual-pipeline checkpoints (model0, model1, ...) are not supported")
+    for container in ("model", "state_dict", "module"):
+        if isinstance(obj.get(container), dict):
+            meta = {key: value for key, value in obj.items() if key != container}
+            return obj[container], meta
+    return obj, {}
+
+
+def rename(state: dict[str, torch.Tensor], renames: Renames) -> tuple[dict, list[str]]:
+    """Applies a rename table; returns the renamed dict and the keys it dropped."""
+    out, dropped = {}, []
+    for key, value in state.items():
+        new = key
+        for pattern, replacement in renames:
+            if replacement is None:
+                if re.search(pattern, new):
+                    dropped.append(key)
+                    new = None
+                    break
+            else:
+                new = re.sub(pattern, replacement, new)
+        if new is not None:
+            out[new] = value
+    return out, dropped
+
+
+def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with an error a person can act on: every missing, unexpected
+    and wrongly-shaped key, and what the model expected."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or shapes:
+        lines = [f"{source} does not fit {type(model).__name__}:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {unexpected}")
+        if shapes:
+            lines.append(f"  shape mismatches ({len(shapes)}): {shapes}")
+            lines.append("  is the config (hidden size, layers, heads, vocab) the one this checkpoint was trained with?")
+        raise ValueError("\n".join(lines))
+    with torch.no_grad():
+        for name, tensor in expected.items():
+            tensor.copy_(state[name])

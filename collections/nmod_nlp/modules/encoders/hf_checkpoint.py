@@ -1,0 +1,61 @@
+"""Reading Hugging Face BERT checkpoints into ``BertModel``: ``config.json`` + ``model.safetensors``
+or ``pytorch_model.bin`` (sharded ones too). See ``docs/checkpoints.md``.
+
+``BertModel`` keeps Hugging Face's parameter names, so the rename table only strips the ``bert.``
+prefix of ``BertFor*`` checkpoints, renames TF-era ``gamma``/``beta``, and drops pooler and heads.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint_io import Renames, find_weights_file, flatten, load_exact, load_file, rename, split_weights
+
+log = logging.getLogger(__name__)
+
+HF_BERT_RENAMES: Renames = [
+    (r"^(?:module\.|model\.)+", ""),
+    (r"(^|\.)position_ids$", None),
+    (r"^(?:bert\.)?(?:pooler|cls|qa_outputs|classifier)\.", None),
+    (r"^bert\.", ""),
+    (r"\.gamma$", ".weight"),  # TF-era names
+    (r"\.beta$", ".bias"),
+]
+
+
+def read_hf_checkpoint(path: str | Path, config_file: str | Path | None = None) -> tuple[dict, dict, Path]:
+    """``(config, state_dict, weights_file)`` from a HF folder, or from a weights file plus its config.
+
+    The config is ``config_file`` if given, else the ``config.json`` next to the weights.
+    """
+    path = Path(path)
+    if path.is_dir():
+        weights_file = find_weights_file(path)
+    elif path.is_file():
+        weights_file = path
+    else:
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    config_path = Path(config_file) if config_file else weights_file.parent / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{config_path} does not exist; a Hugging Face checkpoint needs its config.json "
+            "(pass it with --bert_config)"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+    state, _ = split_weights(load_file(weights_file), weights_file)
+    return config, flatten(state), weights_file
+
+
+def load_bert_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Loads HF BERT weights (``bert.``-prefixed or not, ``gamma``/``beta`` or not) into a ``BertModel``."""
+    renamed, dropped = rename(state, HF_BERT_RENAMES)
+    if dropped:
+        log.info("%s: ignoring %d keys outside the encoder (e.g. %s)", source, len(dropped), dropped[:3])
+    load_exact(model, renamed, source)
