@@ -44,10 +44,18 @@ class Actions(ABC):
         self,
         tensors: Sequence[Any],
         checkpoint_dir: Optional[str] = None,
+        *,
         cache: bool = False,
+        use_cache: bool = False,
         offload_to_cpu: bool = True,
     ) -> List[List[Any]]:
-        """Compute `tensors` over their data layer's dataset: one list of batch values per tensor."""
+        """Compute `tensors` over their data layer's dataset: one list of batch values per tensor.
+
+        `cache=True` keeps the data layer's batches in memory after loading them; a later call with
+        `use_cache=True` computes from those kept batches instead of loading the data again (an error
+        if none were kept for that data layer). Pass at most one of the two. `offload_to_cpu` moves
+        each result to the CPU as it is computed.
+        """
 
 
 def validate_optimization_params(params: Optional[OptimizationParams]) -> OptimizationParams:

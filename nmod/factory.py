@@ -113,15 +113,18 @@ class NeuralModuleFactory:
     def train(self, tensors_to_optimize, optimizer="adam", optimization_params=None, callbacks=None,
               lr_policy=None, batches_per_step: int = 1, stop_on_nan_loss: bool = False) -> None:
         """See `nmod.backends.pytorch.PtActions.train` and docs/training.md."""
-        self._actions.train(tensors_to_optimize, optimizer, optimization_params, callbacks, lr_policy,
-                            batches_per_step, stop_on_nan_loss)
+        self._actions.train(tensors_to_optimize, optimizer=optimizer, optimization_params=optimization_params,
+                            callbacks=callbacks, lr_policy=lr_policy, batches_per_step=batches_per_step,
+                            stop_on_nan_loss=stop_on_nan_loss)
 
     def eval(self, callbacks: Sequence[Any], checkpoint_dir: Optional[str] = None) -> None:
         self._actions.eval(callbacks, checkpoint_dir)
 
-    def infer(self, tensors, checkpoint_dir: Optional[str] = None, cache: bool = False,
-              offload_to_cpu: bool = True, use_cache: bool = False) -> List[List[Any]]:
-        return self._actions.infer(tensors, checkpoint_dir, cache, offload_to_cpu, use_cache)
+    def infer(self, tensors, checkpoint_dir: Optional[str] = None, *, cache: bool = False, use_cache: bool = False,
+              offload_to_cpu: bool = True) -> List[List[Any]]:
+        """See `nmod.actions.Actions.infer`: `cache=True` keeps the batches, `use_cache=True` reads them."""
+        return self._actions.infer(tensors, checkpoint_dir, cache=cache, use_cache=use_cache,
+                                   offload_to_cpu=offload_to_cpu)
 
 
 def _pick_device(placement: Any, local_rank: Optional[int]):

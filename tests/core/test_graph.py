@@ -81,11 +81,13 @@ def test_a_re_used_module_keeps_its_call_number_in_every_graph():
 
 def _wire_eval_then_train():
     """As a recipe does: the shared modules are wired for evaluation first, then for training."""
-    emb, enc, cls, loss_fn = ToyEmbedding(name="emb"), ToyEncoder(name="enc"), ToyClassifier(name="cls"), ToyLoss(name="loss")
+    emb, enc, cls = ToyEmbedding(name="emb"), ToyEncoder(name="enc"), ToyClassifier(name="cls")
+    loss_fn = ToyLoss(name="loss")
 
     def pipeline(data):
         batch = data()
-        logits = cls(hidden_states=enc(hidden_states=emb(input_ids=batch.input_ids), attention_mask=batch.attention_mask))
+        hidden = enc(hidden_states=emb(input_ids=batch.input_ids), attention_mask=batch.attention_mask)
+        logits = cls(hidden_states=hidden)
         return logits, loss_fn(logits=logits, labels=batch.labels)
 
     eval_logits, _ = pipeline(ToyDataLayer(name="eval_data"))
@@ -99,7 +101,8 @@ def test_a_tensor_has_one_name_in_every_graph_print_and_export(tmp_path):
     train = Graph([train_loss, train_logits])
     both = Graph([eval_logits, train_loss])
     assert [train.label(c) for c in train.calls] == ["train_data", "emb#1", "enc#1", "cls#1", "loss#1"]
-    assert [both.label(c) for c in both.calls] == ["eval_data", "emb", "enc", "cls", "train_data", "emb#1", "enc#1", "cls#1", "loss#1"]
+    assert [both.label(c) for c in both.calls] == [
+        "eval_data", "emb", "enc", "cls", "train_data", "emb#1", "enc#1", "cls#1", "loss#1"]
     for graph in (train, both):
         for call in graph.calls:
             assert graph.label(call) == call.label

@@ -1,11 +1,14 @@
 """Executor behaviour on a tiny graph: accumulation, resume, precision, bad input, NaN handling."""
 
+import inspect
+
 import pytest
 import torch
 
 import nmod
 from nmod.backends.pytorch import checkpoint as ckpt
-from nmod.backends.pytorch.actions import NaNLossError
+from nmod.actions import Actions
+from nmod.backends.pytorch.actions import NaNLossError, PtActions
 from nmod.backends.pytorch.precision import DynamicLossScaler
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
 from nmod.core import Graph, GraphError
@@ -222,10 +225,36 @@ def test_eval_results_are_keyed_by_the_names_the_graph_prints():
     train_loss = mse(pred=mlp(x=x), y=y)
     assert (eval_pred.name, eval_loss.name, train_loss.name) == ("mlp.pred", "mse.loss", "mse#1.loss")
     keys = []
-    evaluator = EvaluatorCallback([eval_pred, eval_loss], user_iter_callback=lambda values, g: keys.append(list(values)),
-                                  user_epochs_done_callback=lambda g: {}, eval_at_start=True, eval_step=1)
+    evaluator = EvaluatorCallback([eval_pred, eval_loss], eval_at_start=True, eval_step=1,
+                                  user_iter_callback=lambda values, g: keys.append(list(values)),
+                                  user_epochs_done_callback=lambda g: {})
     nf.train([train_loss], "sgd", {"max_steps": 1, "lr": 0.01}, callbacks=[evaluator])
     assert keys == [["mlp.pred", "mse.loss"]] * 4  # 2 batches, before and after the step
     assert [Graph([eval_pred, eval_loss]).tensor_name(t) for t in (eval_pred, eval_loss)] == keys[0]
     train_graph = Graph([train_loss])
     assert train_graph.tensor_name(train_loss) == train_loss.name and "pred<-mlp#1.pred" in train_graph.summary()
+
+
+def test_infer_keeps_batches_with_cache_and_reads_them_with_use_cache():
+    nf = factory()
+    data, mlp, _ = build(n=8, batch_size=4, shuffle=False)
+    pred = mlp(x=data()[0])
+    with pytest.raises(ValueError, match=r"no batches of data layer .* are kept; call infer\(\.\.\., cache=True\)"):
+        nf.infer([pred], use_cache=True)
+    with pytest.raises(ValueError, match="pass one of them"):
+        nf.infer([pred], cache=True, use_cache=True)
+    (first,) = nf.infer([pred], cache=True)
+    data.dataset.tensors[0].zero_()  # the data changes: only a call that loads it again sees that
+    (kept,) = nf.infer([pred], use_cache=True)
+    (loaded,) = nf.infer([pred])
+    assert torch.equal(torch.cat(kept), torch.cat(first))
+    assert not torch.equal(torch.cat(loaded), torch.cat(first))
+
+
+def test_infer_has_one_signature_in_the_interface_the_executor_and_the_factory():
+    def signature(f):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values()]
+
+    assert signature(PtActions.infer) == signature(Actions.infer) == signature(nmod.NeuralModuleFactory.infer)
+    assert [p for p, kind, _ in signature(Actions.infer) if kind is inspect.Parameter.KEYWORD_ONLY] == [
+        "cache", "use_cache", "offload_to_cpu"]

@@ -1,11 +1,14 @@
 """PtActions: the PyTorch executor. Plans a graph once, then trains, evaluates or infers it."""
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import math
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
@@ -14,6 +17,7 @@ from nmod.actions import Actions, validate_optimization_params
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, TrainingState
 from nmod.core import Graph, GraphError, NmTensor
 from nmod.core.config import class_path
+from nmod.optim import get_lr_policy, get_optimizer
 from nmod.types import LossType
 
 from . import checkpoint as ckpt
@@ -21,7 +25,7 @@ from .distributed import DistributedContext
 from .module import DataLayerNM, TrainableNM
 from .precision import DynamicLossScaler, Precision
 
-__all__ = ["PtActions", "GraphRunner", "NaNLossError"]
+__all__ = ["PtActions", "GraphRunner", "TrainingRun", "NaNLossError"]
 
 logger = logging.getLogger("nmod")
 
@@ -65,6 +69,38 @@ def _key(name: str) -> str:
     return name.replace(".", "_")
 
 
+@dataclass
+class TrainingRun:
+    """The objects of the active `train()` call and how it steps; checkpoints save and restore it."""
+
+    runner: GraphRunner  # the whole graph as one nn.Module
+    model: torch.nn.Module  # what the forward pass calls: `runner`, or DDP wrapped around it
+    optimizer: torch.optim.Optimizer
+    scaler: DynamicLossScaler  # fp16 loss scaling; does nothing at other precisions
+    model_params: List[torch.nn.Parameter]  # the trainable weights the forward pass computes with
+    # "Master" weights: fp32 copies of half-precision weights (O2) that the optimizer updates and that are
+    # copied back after each step; at every other level they are `model_params` themselves.
+    master_params: List[torch.nn.Parameter]
+    losses: List[NmTensor]  # their sum is minimised
+    wanted: List[NmTensor]  # `losses`, then the tensors callbacks asked for
+    peak_lr: float
+    lr_policy: Optional[Callable[[float, int, int], float]]  # lr = lr_policy(peak_lr, step, epoch); None: peak_lr
+    grad_norm_clip: Optional[float]
+    stop_on_nan_loss: bool
+    batches_per_step: int
+    total_steps: int  # optimizer steps in the whole run, counted once by the executor
+    num_epochs: float  # math.inf when `max_steps` bounds the run
+
+    @property
+    def has_master_copy(self) -> bool:
+        return self.master_params is not self.model_params
+
+    def zero_grad(self) -> None:
+        """Drop every gradient (None, not zero-filled): the model's and the master copies'."""
+        for p in self.model_params + (self.master_params if self.has_master_copy else []):
+            p.grad = None
+
+
 class PtActions(Actions):
     """Created by `NeuralModuleFactory`; holds the device, precision and process-group context."""
 
@@ -76,9 +112,9 @@ class PtActions(Actions):
         self.seed = seed
         self.tb_writer = tb_writer
         self.progress_bar = progress_bar
-        self.state: Optional[TrainingState] = None
-        self._train: Optional[dict] = None  # runner, optimizer, scaler, ... of the active train()
-        self._infer_cache: Dict[int, list] = {}
+        self.state: Optional[TrainingState] = None  # what callbacks see; kept after train() returns
+        self._run: Optional[TrainingRun] = None  # set while train() runs
+        self._infer_cache: Dict[int, _CachedBatches] = {}  # id(data layer) -> its batches
 
     @property
     def is_main(self) -> bool:
@@ -124,85 +160,113 @@ class PtActions(Actions):
     # train
     def train(self, tensors_to_optimize, optimizer="adam", optimization_params=None, callbacks=None,
               lr_policy=None, batches_per_step: int = 1, stop_on_nan_loss: bool = False) -> None:
-        from nmod.optim import get_lr_policy, get_optimizer  # the optimizer registry lives in nmod.optim
-
+        # 1. check every argument before anything is built or any weight changes
         params = validate_optimization_params(optimization_params)
         losses = _check_losses(tensors_to_optimize)
-        callbacks = list(callbacks or [])
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be nmod.callbacks.Callback instances, got {type(cb).__name__}")
+        callbacks = _check_callbacks(callbacks)
         if not isinstance(batches_per_step, int) or batches_per_step < 1:
             raise ValueError(f"batches_per_step must be a positive int, got {batches_per_step!r}")
+        if lr_policy is not None and not (isinstance(lr_policy, str) or callable(lr_policy)):
+            raise TypeError(f"lr_policy must be an LRPolicy or a policy name, got {type(lr_policy).__name__}")
 
-        extra = [t for cb in callbacks for t in cb.tensors if all(t is not l for l in losses)]
-        wanted = losses + extra
-        graph = Graph(wanted)
-        runner = GraphRunner(graph).to(self.device)
-        data_layer = runner.data_layer
-        if self.precision.half_weights:
-            runner.to(self.precision.dtype)
-        trainable = [(n, p) for n, p in runner.named_parameters() if p.requires_grad]
-        if not trainable:
-            raise GraphError("Nothing to train: every module in the graph is frozen or has no weights")
-        if self.precision.master_weights:
-            master = [(n, p.detach().clone().float().requires_grad_(True)) for n, p in trainable]
+        # 2. the graph as one module, its trainable weights, the optimizer over them
+        wanted = losses + [t for cb in callbacks for t in cb.tensors if all(t is not l for l in losses)]
+        runner = self._setup_runner(wanted)
+        model_params, master_params, named_master = self._setup_params(runner)
+        if isinstance(optimizer, torch.optim.Optimizer):
+            opt = optimizer
         else:
-            master = trainable
-        opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else get_optimizer(
-            optimizer, master, lr=params["lr"], weight_decay=params.get("weight_decay", 0.0),
-            **{k: params[k] for k in ("betas", "eps", "momentum") if k in params})
+            opt = get_optimizer(optimizer, named_master, lr=params["lr"], weight_decay=params.get("weight_decay", 0.0),
+                                **{k: params[k] for k in ("betas", "eps", "momentum") if k in params})
         model = runner
         if self.dist.enabled:
             model = torch.nn.parallel.DistributedDataParallel(
                 runner, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        steps_per_epoch = math.ceil(len(self._batches(data_layer, 0, data_layer.shuffle, True)) / batches_per_step)
-        if steps_per_epoch == 0:
-            raise ValueError(f"Data layer '{data_layer.name}' yields no batches on rank {self.dist.rank}")
-        if "max_steps" in params and params.get("max_steps") is not None:
-            total_steps, num_epochs = params["max_steps"], math.inf
-        else:
-            num_epochs = params["num_epochs"]
-            total_steps = num_epochs * steps_per_epoch
+        # 3. the run's length, counted here only; a policy named by a string is built for it
+        total_steps, num_epochs = self._count_steps(runner.data_layer, params, batches_per_step)
         if isinstance(lr_policy, str):
             lr_policy = get_lr_policy(lr_policy, total_steps=total_steps)
 
-        scaler = DynamicLossScaler(enabled=self.precision.loss_scaling)
-        self.state = TrainingState(actions=self, is_main=self.is_main, tb_writer=self.tb_writer, lr=params["lr"])
-        self._train = {"runner": runner, "optimizer": opt, "scaler": scaler, "graph": graph,
-                       "master": master, "trainable": trainable}
-        for cb in callbacks:
-            if isinstance(cb, CheckpointCallback):
-                cb.restore(self)
-        state = self.state
-        runner.train()
-        for cb in callbacks:
-            cb.on_train_start(state)
-
-        clip = params.get("grad_norm_clip")
-        bar = self._progress(total_steps, state.step)
-        t_start = time.time()
+        run = TrainingRun(
+            runner=runner, model=model, optimizer=opt, scaler=DynamicLossScaler(enabled=self.precision.loss_scaling),
+            model_params=model_params, master_params=master_params, losses=losses, wanted=wanted,
+            peak_lr=params["lr"], lr_policy=lr_policy, grad_norm_clip=params.get("grad_norm_clip"),
+            stop_on_nan_loss=stop_on_nan_loss, batches_per_step=batches_per_step,
+            total_steps=total_steps, num_epochs=num_epochs)
+        state = TrainingState(actions=self, is_main=self.is_main, tb_writer=self.tb_writer, lr=params["lr"])
+        self.state, self._run = state, run
         try:
-            while state.step < total_steps and state.epoch < num_epochs and not state.should_stop:
+            # 4. resume from the latest checkpoint, if any, before any other callback sees the state
+            for cb in callbacks:
+                if isinstance(cb, CheckpointCallback):
+                    cb.restore(self)
+            runner.train()
+            for cb in callbacks:
+                cb.on_train_start(state)
+            # 5. the loop: epochs of steps, each step `batches_per_step` micro-batches
+            self._train_loop(run, callbacks)
+            for cb in callbacks:
+                cb.on_train_end(state)
+        finally:
+            self._run = None  # the optimizer's state is not kept alive once training ends
+
+    def _setup_runner(self, wanted: List[NmTensor]) -> GraphRunner:
+        runner = GraphRunner(Graph(wanted)).to(self.device)
+        if self.precision.half_weights:
+            runner.to(self.precision.dtype)
+        return runner
+
+    def _setup_params(self, runner: GraphRunner):
+        """(model params, master params, named master params for the optimizer's weight-decay groups)."""
+        named = [(n, p) for n, p in runner.named_parameters() if p.requires_grad]
+        if not named:
+            raise GraphError("Nothing to train: every module in the graph is frozen or has no weights")
+        if self.precision.master_weights:
+            named_master = [(n, p.detach().clone().float().requires_grad_(True)) for n, p in named]
+        else:
+            named_master = named
+        model_params = [p for _, p in named]
+        master_params = [p for _, p in named_master] if self.precision.master_weights else model_params
+        return model_params, master_params, named_master
+
+    def _count_steps(self, data_layer: DataLayerNM, params: dict, batches_per_step: int) -> tuple[int, float]:
+        """(optimizer steps in the run, epochs): `max_steps`, or `num_epochs` times the steps in an epoch."""
+        batches = len(self._batches(data_layer, 0, data_layer.shuffle, True))
+        steps_per_epoch = math.ceil(batches / batches_per_step)
+        if steps_per_epoch == 0:
+            raise ValueError(f"Data layer '{data_layer.name}' yields no batches on rank {self.dist.rank}")
+        if params.get("max_steps") is not None:
+            return params["max_steps"], math.inf
+        return params["num_epochs"] * steps_per_epoch, params["num_epochs"]
+
+    def _train_loop(self, run: TrainingRun, callbacks: List[Callback]) -> None:
+        state = self.state
+        data_layer = run.runner.data_layer
+        bar = self._progress(run.total_steps, state.step)
+        t_start = time.time()
+
+        def steps_left() -> bool:
+            return state.step < run.total_steps and not state.should_stop
+
+        try:
+            while steps_left() and state.epoch < run.num_epochs:
                 batches = self._batches(data_layer, state.epoch, data_layer.shuffle, True)
-                loader = iter(self._loader(data_layer, batches[state.batch_in_epoch:]))
-                while state.step < total_steps and not state.should_stop:
-                    group = [b for _, b in zip(range(batches_per_step), loader)]
+                loader = iter(self._loader(data_layer, batches[state.batch_in_epoch:]))  # resumes mid-epoch
+                while steps_left():
+                    group = list(itertools.islice(loader, run.batches_per_step))
                     if not group:
-                        break
-                    self._train_step(model, runner, group, wanted, losses, opt, scaler, lr_policy, params,
-                                     clip, stop_on_nan_loss)
+                        break  # this epoch's data is used up
+                    self._train_step(run, group)
                     state.batch_in_epoch += len(group)
                     state.step += 1
                     if bar is not None:
                         bar.update(1)
-                        if state.loss is not None:
-                            bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{state.lr:.2e}")
+                        bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{state.lr:.2e}")
                     for cb in callbacks:
                         cb.on_step_end(state)
-                    state.should_stop = not self.dist.all_true(not state.should_stop, self.device)
-                    runner.train()
+                    state.should_stop = self._stop_on_every_rank(state.should_stop)
+                    run.runner.train()  # a callback may have evaluated the shared modules
                 if state.batch_in_epoch >= len(batches):
                     for cb in callbacks:
                         cb.on_epoch_end(state)
@@ -211,59 +275,76 @@ class PtActions(Actions):
         finally:
             if bar is not None:
                 bar.close()
-        for cb in callbacks:
-            cb.on_train_end(state)
         if self.is_main:
             logger.info(f"Training done: {state.step} steps, {state.epoch} epochs, {time.time() - t_start:.1f}s")
 
-    def _train_step(self, model, runner, group, wanted, losses, opt, scaler, lr_policy, params, clip, stop_on_nan):
+    def _train_step(self, run: TrainingRun, group: List[list]) -> None:
+        """One optimizer update from `group`, this step's micro-batches (gradient accumulation)."""
         state = self.state
-        lr = lr_policy(params["lr"], state.step, state.epoch) if lr_policy is not None else params["lr"]
-        for g in opt.param_groups:
-            g["lr"] = lr
-        state.lr = lr
-        opt.zero_grad(set_to_none=True)
-        trainable = [p for _, p in self._train["trainable"]]
-        for p in trainable:
-            p.grad = None
-        finite, loss_sum, outputs = True, 0.0, None
+
+        # 1. the learning rate: a pure function of the step count, so a resumed run gets the same one
+        state.lr = run.lr_policy(run.peak_lr, state.step, state.epoch) if run.lr_policy is not None else run.peak_lr
+        for g in run.optimizer.param_groups:
+            g["lr"] = state.lr
+
+        # 2. drop the previous step's gradients: the one place they are cleared
+        run.zero_grad()
+
+        # 3. forward and backward over each micro-batch: gradients add up, the loss is averaged on the device
+        step_loss = torch.zeros((), device=self.device)
         for i, batch in enumerate(group):
-            batch = self._to_device(batch)
-            last = i == len(group) - 1
-            sync = model.no_sync() if (self.dist.enabled and not last) else _null()
-            with sync:
+            accumulate_only = self.dist.enabled and i < len(group) - 1  # DDP all-reduces in the last backward only
+            with run.model.no_sync() if accumulate_only else contextlib.nullcontext():
                 with self.precision.autocast():
-                    outputs = model(batch, wanted)
-                    loss = sum(outputs[: len(losses)])
-                finite = finite and bool(torch.isfinite(loss.detach()))
-                (loss.float() * (scaler.scale / len(group))).backward()
-            loss_sum += float(loss.detach()) / len(group)
-        finite = self.dist.all_true(finite, self.device)
-        state.loss = loss_sum
-        state.values = {t: v.detach() if torch.is_tensor(v) else v for t, v in zip(wanted, outputs)}
-        if not finite:
-            if stop_on_nan:
-                raise NaNLossError(f"Loss is {loss_sum} at step {state.step} (epoch {state.epoch}); stopping "
+                    outputs = run.model(self._to_device(batch), run.wanted)
+                    loss = sum(outputs[: len(run.losses)])
+                (loss.float() * (run.scaler.scale / len(group))).backward()
+            step_loss += loss.detach().float() / len(group)
+        state.values = {t: v.detach() if torch.is_tensor(v) else v for t, v in zip(run.wanted, outputs)}
+
+        # 4. the loss, averaged over ranks so that every rank agrees on whether it is finite
+        if self.dist.enabled:
+            torch.distributed.all_reduce(step_loss)  # note: an all-reduce over all ranks
+            step_loss /= self.dist.world_size
+        state.loss = float(step_loss)  # note: this is a CPU-GPU sync point (the only one at fp32 and bf16)
+        if not math.isfinite(state.loss):
+            if run.stop_on_nan_loss:
+                raise NaNLossError(f"Loss is {state.loss} at step {state.step} (epoch {state.epoch}); stopping "
                                    "because stop_on_nan_loss=True")
-            logger.warning(f"step {state.step}: loss is {loss_sum}, step skipped (set stop_on_nan_loss=True to stop)")
-            opt.zero_grad(set_to_none=True)
+            logger.warning(f"step {state.step}: loss is {state.loss}, step skipped (set stop_on_nan_loss=True to stop)")
             return
-        master = self._train["master"]
-        if self.precision.master_weights:
-            for (_, m), p in zip(master, trainable):
-                m.grad = None if p.grad is None else p.grad.detach().float()
-        params_to_step = [p for _, p in master]
-        ok = scaler.unscale_and_check(params_to_step)
-        ok = self.dist.all_true(ok, self.device)
-        if ok:
-            if clip:
-                torch.nn.utils.clip_grad_norm_(params_to_step, clip)
-            opt.step()
-            if self.precision.master_weights:
+
+        # 5. O2: the fp32 master weights take the half-precision gradients
+        if run.has_master_copy:
+            for master, p in zip(run.master_params, run.model_params):
+                master.grad = None if p.grad is None else p.grad.detach().float()
+
+        # 6. fp16: unscale the gradients; an overflow skips the step. DDP has already averaged the
+        #    gradients, so every rank finds the same overflow without another all-reduce.
+        #    note: this is a CPU-GPU sync point when fp16 loss scaling is on
+        grads_finite = run.scaler.unscale_and_check(run.master_params)
+
+        # 7. clip, update, and copy the updated master weights back into the model
+        if grads_finite:
+            if run.grad_norm_clip:
+                torch.nn.utils.clip_grad_norm_(run.master_params, run.grad_norm_clip)  # stays on the device
+            run.optimizer.step()
+            if run.has_master_copy:
                 with torch.no_grad():
-                    for (_, m), p in zip(master, trainable):
-                        p.copy_(m.to(p.dtype))
-        scaler.update(ok, state.step)
+                    for master, p in zip(run.master_params, run.model_params):
+                        p.copy_(master.to(p.dtype))
+        run.scaler.update(grads_finite, state.step)
+
+    def _stop_on_every_rank(self, stop: bool) -> bool:
+        """True on every rank once one rank's callbacks asked to stop, so that all ranks stop at one step.
+
+        note: an all-reduce and a CPU-GPU sync point when distributed; nothing to do on one process.
+        """
+        if not self.dist.enabled:
+            return stop
+        flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _progress(self, total: float, initial: int):
         show = self.progress_bar
@@ -277,22 +358,26 @@ class PtActions(Actions):
     # ------------------------------------------------------------------------------------------
     # checkpoints
     def _checkpoint_modules(self) -> tuple[Dict[str, torch.nn.Module], Dict[str, str]]:
-        runner: GraphRunner = self._train["runner"]
-        files = ckpt.module_file_names([m.name for m in runner.trainable])
-        modules = {files[m.name]: m for m in runner.trainable}
-        classes = {files[m.name]: class_path(type(m)) for m in runner.trainable}
+        trainable = self._active_run("checkpoints").runner.trainable
+        files = ckpt.module_file_names([m.name for m in trainable])
+        modules = {files[m.name]: m for m in trainable}
+        classes = {files[m.name]: class_path(type(m)) for m in trainable}
         return modules, classes
 
+    def _active_run(self, what: str) -> TrainingRun:
+        if self._run is None:
+            raise RuntimeError(f"{what} are only available while training (inside train(), e.g. from a callback)")
+        return self._run
+
     def _trainer_state(self) -> dict:
-        s = self.state
+        s, run = self.state, self._active_run("checkpoints")
         return {"step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch,
-                "optimizer": self._train["optimizer"].state_dict(), "scaler": self._train["scaler"].state_dict(),
-                "master": [p.detach() for _, p in self._train["master"]] if self.precision.master_weights else [],
+                "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
+                "master": [p.detach() for p in run.master_params] if run.has_master_copy else [],
                 "rng": ckpt.rng_state(), "world_size": self.dist.world_size, "seed": self.seed}
 
     def save_checkpoint(self, folder: str, keep: int) -> None:
-        if self._train is None:
-            raise RuntimeError("save_checkpoint is only available while training")
+        self._active_run("checkpoints")
         if self.is_main:
             modules, classes = self._checkpoint_modules()
             path = ckpt.save_checkpoint(folder, self.state.step, modules, classes, self._trainer_state(), keep)
@@ -300,6 +385,7 @@ class PtActions(Actions):
         self.dist.barrier()
 
     def restore_checkpoint(self, folder: Optional[str], required: bool = False) -> bool:
+        run = self._active_run("checkpoints")
         path = ckpt.latest_checkpoint(folder) if folder else None
         if path is None:
             if required:
@@ -311,12 +397,12 @@ class PtActions(Actions):
         if t["world_size"] != self.dist.world_size:
             logger.warning(f"{path} was written with {t['world_size']} processes, resuming with "
                            f"{self.dist.world_size}: the data order will differ from an uninterrupted run")
-        self._train["optimizer"].load_state_dict(t["optimizer"])
-        self._train["scaler"].load_state_dict(t["scaler"])
+        run.optimizer.load_state_dict(t["optimizer"])
+        run.scaler.load_state_dict(t["scaler"])
         if t["master"]:
             with torch.no_grad():
-                for (_, m), saved in zip(self._train["master"], t["master"]):
-                    m.copy_(saved)
+                for master, saved in zip(run.master_params, t["master"]):
+                    master.copy_(saved)
         s = self.state
         s.step, s.epoch, s.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
         ckpt.set_rng_state(t["rng"])
@@ -365,22 +451,29 @@ class PtActions(Actions):
             cb.run(self, step=self.state.step if self.state else 0, tb_writer=self.tb_writer)
 
     @torch.no_grad()
-    def infer(self, tensors, checkpoint_dir=None, cache: bool = False, offload_to_cpu: bool = True,
-              use_cache: bool = False) -> List[List[Any]]:
+    def infer(self, tensors, checkpoint_dir=None, *, cache: bool = False, use_cache: bool = False,
+              offload_to_cpu: bool = True) -> List[List[Any]]:
         tensors = list(tensors)
+        if cache and use_cache:
+            raise ValueError("infer(cache=True, use_cache=True): cache=True loads and keeps the batches, "
+                             "use_cache=True reads kept ones; pass one of them")
         runner = self._eval_runner(tensors)
         if checkpoint_dir is not None:
             ckpt.load_latest(checkpoint_dir, runner.trainable)
+        dl = runner.data_layer
+        if use_cache:
+            kept = self._infer_cache.get(id(dl))
+            if kept is None or kept.data_layer is not dl:
+                raise ValueError(f"infer(use_cache=True): no batches of data layer '{dl.name}' are kept; "
+                                 "call infer(..., cache=True) over it first")
+            data = kept.batches
+        else:
+            data = list(self._loader(dl, self._batches(dl, 0, False, False)))
+            if cache:
+                self._infer_cache[id(dl)] = _CachedBatches(dl, data)
         was_training = [m.training for m in runner.trainable]
         runner.eval()
-        dl = runner.data_layer
         try:
-            if use_cache and id(dl) in self._infer_cache:
-                data = self._infer_cache[id(dl)]
-            else:
-                data = list(self._loader(dl, self._batches(dl, 0, False, False)))
-                if cache:
-                    self._infer_cache[id(dl)] = data
             results: List[List[Any]] = [[] for _ in tensors]
             for batch in data:
                 with self.precision.autocast():
@@ -396,6 +489,22 @@ class PtActions(Actions):
         return results
 
 
+@dataclass
+class _CachedBatches:
+    """A data layer's eval batches kept by `infer(cache=True)`; the layer is held so its id stays its own."""
+
+    data_layer: DataLayerNM
+    batches: List[Any]
+
+
+def _check_callbacks(callbacks) -> List[Callback]:
+    callbacks = list(callbacks or [])
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be nmod.callbacks.Callback instances, got {type(cb).__name__}")
+    return callbacks
+
+
 def _check_losses(tensors) -> List[NmTensor]:
     if isinstance(tensors, NmTensor):
         tensors = [tensors]
@@ -409,11 +518,3 @@ def _check_losses(tensors) -> List[NmTensor]:
             raise GraphError(f"{t.name} is {t.ntype}; tensors_to_optimize must be scalar LossType tensors "
                              "(NeuralType(None, LossType()))")
     return tensors
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
