@@ -27,7 +27,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["nmod", "nmod.*"]) + nlp_packages,
     package_dir={name: "collections/" + name.replace(".", "/") for name in nlp_packages},
-    package_data={"nmod_nlp": ["data/squad/samples/*.json"]},
+    package_data={"nmod_nlp": ["data/squad/samples/*.json", "data/glue/samples/*/*.tsv",
+                               "data/text_classification/samples/*.tsv"]},
     install_requires=read_requirements("requirements.txt"),
     extras_require={"test": read_requirements("requirements-test.txt"), "tensorboard": ["tensorboard"]},
 )
