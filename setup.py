@@ -30,5 +30,6 @@ setup(
     package_data={"nmod_nlp": ["data/squad/samples/*.json", "data/glue/samples/*/*.tsv",
                                "data/text_classification/samples/*.tsv"]},
     install_requires=read_requirements("requirements.txt"),
-    extras_require={"test": read_requirements("requirements-test.txt"), "tensorboard": ["tensorboard"]},
+    extras_require={"test": read_requirements("requirements-test.txt"), "tensorboard": ["tensorboard"],
+                    "plots": ["matplotlib"]},
 )

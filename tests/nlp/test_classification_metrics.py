@@ -93,10 +93,13 @@ def test_format_report_and_confusion_matrix_file(tmp_path):
     text = format_report(r)
     assert "precision" in text and "macro avg" in text and "weighted avg" in text and "neu" in text
     assert f"{r['accuracy']:.4f}" in text
-    path = save_confusion_matrix(p, y, 3, tmp_path / "cm.tsv", label_names=["neg", "neu", "pos"])
+    path, *picture = save_confusion_matrix(p, y, 3, tmp_path / "cm.tsv", label_names=["neg", "neu", "pos"])
     rows = [line.split("\t") for line in path.read_text().splitlines()]
     assert rows[0] == ["true\\predicted", "neg", "neu", "pos"]
     np.testing.assert_array_equal(np.array([row[1:] for row in rows[1:]], dtype=int), r["confusion_matrix"])
+    # the picture comes with the optional `plots` extra (matplotlib), which the test extra installs
+    pytest.importorskip("matplotlib")
+    assert picture == [tmp_path / "cm.png"] and picture[0].read_bytes().startswith(b"\x89PNG")
 
 
 # ---- MCC, F1 -------------------------------------------------------------------------------------

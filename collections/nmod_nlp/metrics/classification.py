@@ -150,16 +150,44 @@ def _matrix_text(report: dict, sep: str = " ") -> str:
 
 
 def save_confusion_matrix(preds, labels, num_classes: Optional[int], path: str | Path,
-                          label_names: Optional[Sequence[str]] = None) -> Path:
-    """Write the confusion matrix as a TSV table (rows: true class, columns: predicted class).
+                          label_names: Optional[Sequence[str]] = None) -> list[Path]:
+    """Write the confusion matrix as a TSV table (rows: true class, columns: predicted class), and as
+    a PNG picture beside it when matplotlib is installed (``pip install nmod[plots]``).
 
-    Text rather than a picture, so nmod needs no plotting library; any spreadsheet renders it.
+    The table needs no plotting library and any spreadsheet renders it; the picture is what people
+    read at a glance. Returns the files written.
     """
     report = classification_report(preds, labels, num_classes, label_names)
     names, cm = report["label_names"], report["confusion_matrix"]
-    path = Path(path)
+    path = Path(path).with_suffix(".tsv")
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["true\\predicted\t" + "\t".join(names)]
     lines += [names[i] + "\t" + "\t".join(str(int(v)) for v in cm[i]) for i in range(len(names))]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    picture = _plot_confusion_matrix(cm, names, path.with_suffix(".png"))
+    return [path] if picture is None else [path, picture]
+
+
+def _plot_confusion_matrix(cm: np.ndarray, names: Sequence[str], path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, never a window
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    size = max(4.0, 0.6 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(names)), labels=names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), labels=names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > threshold else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path
