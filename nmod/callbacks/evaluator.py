@@ -16,8 +16,8 @@ class EvaluatorCallback(Callback):
 
     For every eval batch, `user_iter_callback(values, global_vars)` gets `values[tensor.name]`: the
     list of that batch's values from all ranks. After the data, `user_epochs_done_callback(global_vars)`
-    returns a dict of metrics, which is logged, kept in `self.results` as `(step, metrics)`, and written
-    to TensorBoard. `global_vars` is a fresh dict for each evaluation.
+    returns a dict of metrics, which every rank keeps in `self.results` as `(step, metrics)`, and rank 0
+    logs and writes to TensorBoard. `global_vars` is a fresh dict for each evaluation.
     """
 
     def __init__(
@@ -46,8 +46,8 @@ class EvaluatorCallback(Callback):
         for values in actions.iterate_eval(self.eval_tensors):
             self.user_iter_callback(values, global_vars)
         metrics = self.user_epochs_done_callback(global_vars) or {}
+        self.results.append((step, dict(metrics)))  # every rank: each computed them from the gathered values
         if actions.is_main:
-            self.results.append((step, dict(metrics)))
             if metrics:
                 logger.info(f"step {step}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
             writer = self.tb_writer or tb_writer

@@ -78,21 +78,23 @@ def read_manifest(path: Path) -> dict:
         raise ValueError(f"Cannot read checkpoint manifest {path / MANIFEST}: {e}") from None
 
 
-def load_module_weights(path: Path, modules: Dict[str, torch.nn.Module], module_classes: Dict[str, str]) -> None:
+def load_module_weights(path: Path, modules: Dict[str, torch.nn.Module], module_classes: Dict[str, str],
+                        allow_extra: bool = False) -> None:
     """Check the manifest names the same modules and classes, then load every module strictly.
 
     Modules are matched by name; when only the names differ (auto-generated names depend on how many
     modules a process built before) but the classes line up in graph order, they are matched by order.
+    `allow_extra` lets the checkpoint hold modules the graph does not use: an eval graph has no loss
+    module, a training graph had one.
     """
     manifest = read_manifest(path)
     saved = manifest.get("modules", {})
-    if saved == module_classes:
-        pairs = [(name, name) for name in modules]
-    elif list(saved.values()) == list(module_classes.values()):
-        pairs = list(zip(modules, saved))
-    else:
-        missing = sorted(set(module_classes) - set(saved))
-        extra = sorted(set(saved) - set(module_classes))
+    pairs = _pair_modules(saved, module_classes, allow_extra)
+    if pairs is None:
+        # Name the graph modules with no counterpart of their class, when there are such; else by name.
+        missing = sorted(k for k, c in module_classes.items() if k not in saved and c not in saved.values())
+        missing = missing or sorted(set(module_classes) - set(saved))
+        extra = [] if allow_extra else sorted(set(saved) - set(module_classes))
         differ = sorted(k for k in set(saved) & set(module_classes) if saved[k] != module_classes[k])
         raise CheckpointMismatchError(
             f"Checkpoint {path} does not match the graph: modules not in the checkpoint {missing}, "
@@ -105,6 +107,23 @@ def load_module_weights(path: Path, modules: Dict[str, torch.nn.Module], module_
         check_fits(modules[name], states[name], f"{file} (module '{name}')")
     for name, state in states.items():
         modules[name].load_state_dict(state, strict=True)
+
+
+def _pair_modules(saved: Dict[str, str], wanted: Dict[str, str], allow_extra: bool) -> Optional[List[tuple]]:
+    """(graph name, checkpoint name) pairs: by name, else by class in graph order; None if they don't fit."""
+    if all(saved.get(k) == c for k, c in wanted.items()) and (allow_extra or len(saved) == len(wanted)):
+        return [(name, name) for name in wanted]
+    remaining = list(saved.items())
+    pairs = []
+    for name, cls in wanted.items():
+        while remaining and remaining[0][1] != cls:
+            if not allow_extra:
+                return None
+            remaining.pop(0)
+        if not remaining:
+            return None
+        pairs.append((name, remaining.pop(0)[0]))
+    return pairs if allow_extra or not remaining else None
 
 
 def check_fits(module: torch.nn.Module, state: dict, where: str) -> None:
@@ -131,7 +150,8 @@ def load_latest(folder: str | os.PathLike, modules: Sequence[torch.nn.Module]) -
         raise FileNotFoundError(f"No complete checkpoint (step-*/manifest.json) in {folder}")
     files = module_file_names([m.name for m in modules])
     by_file = {files[m.name]: m for m in modules}
-    load_module_weights(path, by_file, {k: f"{type(m).__module__}.{type(m).__qualname__}" for k, m in by_file.items()})
+    classes = {k: f"{type(m).__module__}.{type(m).__qualname__}" for k, m in by_file.items()}
+    load_module_weights(path, by_file, classes, allow_extra=True)
     return path
 
 
