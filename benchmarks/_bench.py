@@ -330,3 +330,167 @@ def table(rows: list[list], header: list[str]) -> str:
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# ---- GLUE: data, both models, the executor's batch order --------------------------------------------
+GLUE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"  # real GLUE TSVs, when present
+GLUE_SAMPLES = Path(nmod_nlp.__file__).parent / "data" / "glue" / "samples"
+GLUE_MAX_SEQ_LENGTH = 128  # run_glue.py's and NeMo's default
+
+
+def model_config() -> dict:
+    """The MiniLM checkpoint's config.json (hidden_size, layers, dropout, ...)."""
+    return json.loads((Path(MODEL_DIR) / "config.json").read_text())
+
+
+def glue_task(name: str):
+    from nmod_nlp.data.glue import get_task
+
+    return get_task(name)
+
+
+def glue_subset(data_dir: str | Path, task_name: str, out_dir: str, train_rows: int = 0, dev_rows: int = 0,
+                seed: int = 0) -> str:
+    """A copy of the task's folder holding `train_rows` rows of train.tsv and `dev_rows` of dev.tsv, drawn
+    at random (`seed`) and kept in file order, header line (and BOM) as it was; 0 keeps every row.
+    Returns the copy's folder, laid out as GLUE's, for `--data_dir` or a data layer."""
+    task = glue_task(task_name)
+    src = Path(data_dir)
+    if not (src / "train.tsv").is_file() and (src / task.folder / "train.tsv").is_file():
+        src = src / task.folder
+    dst = Path(out_dir) / task.folder
+    dst.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for split, rows in (("train", train_rows), ("dev", dev_rows)):
+        lines = (src / f"{split}.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+        header, body = (lines[:1], lines[1:]) if task.has_header else ([], lines)
+        body = [line for line in body if line.strip()]
+        if rows and rows < len(body):
+            body = [body[i] for i in sorted(rng.choice(len(body), size=rows, replace=False))]
+        (dst / f"{split}.tsv").write_text("".join(header + body), encoding="utf-8")
+    return str(dst)
+
+
+def glue_data_layer(task_name: str, data_dir: str, split: str, tokenizer, batch_size: int,
+                    max_seq_length: int = GLUE_MAX_SEQ_LENGTH, shuffle: bool | None = None):
+    """The recipe's GLUE data layer (classification, or regression for STS-B), features uncached, with
+    a `given_batches` attribute: when set (lists of indices), those are its training batches, so nmod
+    and HF train on exactly the same batches in the same order."""
+    from nmod_nlp.data.glue import GlueClassificationDataLayer, GlueRegressionDataLayer
+
+    base = GlueRegressionDataLayer if glue_task(task_name).is_regression else GlueClassificationDataLayer
+
+    class GivenBatches(base):
+        given_batches = None
+
+        def batch_sampler(self, epoch=0, rank=0, world_size=1, seed=0):
+            if self.given_batches is not None:
+                return self.given_batches
+            return super().batch_sampler(epoch, rank, world_size, seed)
+
+    return GivenBatches(data_dir, task_name, split=split, tokenizer=tokenizer, max_seq_length=max_seq_length,
+                        batch_size=batch_size, shuffle=shuffle, use_cache=False)
+
+
+def nmod_glue_modules(task_name: str, num_labels: int, dropout: float | None = None, head_layers: int = 2,
+                      fc_dropout: float = 0.1, attention_impl: str = "auto"):
+    """The GLUE recipe's modules: the MiniLM BERT, NeMo's `head_layers`-layer MLP on [CLS] (the
+    recipe's SequenceClassifier / SequenceRegression, 2 layers, dropout `fc_dropout` before it), and
+    CrossEntropyLoss (MSELoss for STS-B). `dropout` None keeps the checkpoint's (0.1)."""
+    from nmod_nlp.modules.encoders import BERT
+    from nmod_nlp.modules.losses import CrossEntropyLoss, MSELoss
+
+    encoder = BERT(pretrained_dir=MODEL_DIR, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                   attention_impl=attention_impl)
+    head = nmod_glue_head(task_name, encoder.hidden_size, num_labels, head_layers, fc_dropout)
+    return encoder, head, MSELoss() if glue_task(task_name).is_regression else CrossEntropyLoss()
+
+
+def nmod_glue_head(task_name: str, hidden_size: int, num_labels: int, head_layers: int = 2, fc_dropout: float = 0.1):
+    """The GLUE recipe's head: SequenceRegression for STS-B, else SequenceClassifier (raw logits)."""
+    from nmod_nlp.modules.heads import SequenceClassifier, SequenceRegression
+
+    if glue_task(task_name).is_regression:
+        return SequenceRegression(hidden_size, num_layers=head_layers, dropout=fc_dropout)
+    return SequenceClassifier(hidden_size, num_classes=num_labels, num_layers=head_layers, dropout=fc_dropout,
+                              log_softmax=False)
+
+
+def nmod_glue_graph(data_layer, encoder, head, loss_fn):
+    """Wires data layer -> encoder -> head -> loss as the GLUE recipe does; returns (scores, loss)."""
+    batch = data_layer()
+    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+    scores = head(hidden_states=hidden)
+    if data_layer.is_regression:
+        return scores, loss_fn(preds=scores, labels=batch.labels)
+    return scores, loss_fn(logits=scores, labels=batch.labels)
+
+
+def hf_glue_model(num_labels: int, dropout: float | None = None):
+    """`transformers.BertForSequenceClassification` on the same checkpoint: the pretrained pooler
+    (dense + tanh on [CLS]), dropout, a fresh linear classifier (num_labels 1 = regression, MSE)."""
+    from transformers import BertForSequenceClassification
+
+    kwargs = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    return BertForSequenceClassification.from_pretrained(MODEL_DIR, num_labels=num_labels, dtype=torch.float32,
+                                                         **kwargs)
+
+
+class HFEncoderWithHead(torch.nn.Module):
+    """HF's `BertModel` (no pooler) under an nmod head module: HF with nmod's classifier, to separate
+    the encoder implementations from the head architectures. Called like a HF model; `.loss` and
+    `.logits` on the output."""
+
+    def __init__(self, head, regression: bool, dropout: float | None = None):
+        from transformers import BertModel
+
+        super().__init__()
+        kwargs = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+        self.bert = BertModel.from_pretrained(MODEL_DIR, add_pooling_layer=False, dtype=torch.float32, **kwargs)
+        self.head, self.regression = head, regression
+
+    def forward(self, input_ids, token_type_ids, attention_mask, labels=None):
+        from types import SimpleNamespace
+
+        hidden = self.bert(input_ids=input_ids, token_type_ids=token_type_ids,
+                           attention_mask=attention_mask).last_hidden_state
+        logits = self.head(hidden_states=hidden)
+        loss = None
+        if labels is not None:
+            loss = (torch.nn.functional.mse_loss(logits.view(-1), labels.float().view(-1)) if self.regression
+                    else torch.nn.functional.cross_entropy(logits, labels))
+        return SimpleNamespace(loss=loss, logits=logits)
+
+
+def hf_glue_batch(batch: Sequence[torch.Tensor]) -> dict:
+    """A GLUE data layer batch (`PadCollate` tuple) as `BertForSequenceClassification` keywords."""
+    input_ids, type_ids, mask, labels = batch
+    return {"input_ids": input_ids, "token_type_ids": type_ids, "attention_mask": mask, "labels": labels}
+
+
+def hf_glue_loader(dataset, batches, fixed_length: int | None = None, pad_id: int = 0):
+    """Batches of the GLUE dataset as `default_data_collator` (padded to `fixed_length`, run_glue.py's
+    default) or `DataCollatorWithPadding` (dynamic) would give them."""
+    from nmod_nlp.data.batching import PadCollate
+
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=0,
+                                       collate_fn=PadCollate((pad_id, 0, 0, 0), fixed_length=fixed_length))
+
+
+def executor_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches nmod's executor draws for a data layer of `n` rows with no batch sampler of its own,
+    on one process (`PtActions._batches`: torch's DistributedSampler, seed + epoch, no drop_last)."""
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=False)
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def nmod_lr_lambda(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    """nmod's WarmupAnnealing (what the recipes use) as a LambdaLR factor, so HF follows the same schedule."""
+    from nmod.optim import WarmupAnnealing
+
+    policy = WarmupAnnealing(total_steps=total_steps, warmup_ratio=warmup_ratio)
+    return lambda step: policy(1.0, step)
