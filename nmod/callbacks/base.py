@@ -14,6 +14,7 @@ class TrainingState:
 
     actions: Any
     step: int = 0  # optimizer steps completed
+    total_steps: int = 0  # optimizer steps the whole run takes, as the executor counted them
     epoch: int = 0
     batch_in_epoch: int = 0  # micro-batches consumed in the current epoch
     lr: float = 0.0

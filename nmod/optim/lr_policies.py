@@ -14,6 +14,10 @@ Differences from NeMo 0.11, each a fix of a discontinuity or an edge case:
   from step 0 and jumped at the end of warmup).
 * ``WarmupAnnealing`` and ``InverseSquareRootAnnealing`` accept ``min_lr`` as a floor (default 0).
 * Bad arguments raise ``ValueError`` with the values found, instead of bare asserts.
+
+The run's length belongs to the executor. ``get_lr_policy("WarmupAnnealing", warmup_ratio=0.1)``
+without ``total_steps`` returns a ``DeferredLRPolicy``, and ``train(lr_policy=...)`` binds it to the
+number of steps it will take, so a recipe never counts steps a second way.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import logging
 import math
 import re
 from abc import ABC, abstractmethod
-from typing import Optional
+from typing import Any, Callable, Optional, Union
 
 __all__ = [
     "LRPolicy",
@@ -34,7 +38,9 @@ __all__ = [
     "InverseSquareRootAnnealing",
     "PolynomialDecayAnnealing",
     "PolynomialHoldDecayAnnealing",
+    "DeferredLRPolicy",
     "get_lr_policy",
+    "bind_lr_policy",
     "LR_POLICIES",
 ]
 
@@ -331,13 +337,86 @@ LR_POLICIES: dict[str, type[LRPolicy]] = {
 _BY_ANY_NAME = {**LR_POLICIES, **{_snake_case(name): cls for name, cls in LR_POLICIES.items()}}
 
 
-def get_lr_policy(name: str, total_steps: Optional[int] = None, **kwargs) -> LRPolicy:
-    """Build a policy by class name (``"WarmupAnnealing"``) or snake_case (``"warmup_annealing"``)."""
+# A stand-in run length for checking a deferred policy's settings: far longer than any run, so only
+# settings that are wrong for every length (a ratio out of range, warmup + hold >= 100%) fail with it.
+_STAND_IN_TOTAL_STEPS = 10**9
+
+
+class DeferredLRPolicy:
+    """A policy waiting for the run's length: `train()` binds it to the number of steps it will take.
+
+    ``DeferredLRPolicy(WarmupAnnealing, warmup_ratio=0.1).bind(total_steps)`` is
+    ``WarmupAnnealing(total_steps, warmup_ratio=0.1)``; `get_lr_policy` without `total_steps` makes one
+    for the policies that need it. The settings are checked when it is made, so a wrong one fails when a
+    recipe starts; one that only this run's length rules out (warmup_steps >= total_steps) fails when
+    `train()` binds it, before the first step.
+    """
+
+    def __init__(self, policy: type[LRPolicy], **settings: Any):
+        if not (isinstance(policy, type) and issubclass(policy, LRPolicy)):
+            raise TypeError(f"DeferredLRPolicy needs an LRPolicy class, got {policy!r}")
+        if "total_steps" in settings:
+            raise TypeError(f"DeferredLRPolicy({policy.__name__}, ...): total_steps is what train() binds; leave it out")
+        self.policy = policy
+        self.settings = dict(settings)
+        try:
+            self.bind(_STAND_IN_TOTAL_STEPS)
+        except ValueError as err:
+            raise ValueError(f"{self!r}: {err} (checked against a stand-in run of {_STAND_IN_TOTAL_STEPS} steps, "
+                             "before train() binds the run's own count)") from None
+
+    def bind(self, total_steps: int) -> LRPolicy:
+        """The policy for a run of `total_steps` optimizer steps."""
+        return self.policy(total_steps=total_steps, **self.settings)
+
+    def __call__(self, initial_lr: float, step: int, epoch: int = 0) -> float:
+        raise TypeError(f"{self!r} has no total_steps yet: pass it to train(lr_policy=...), which binds the "
+                        "run's step count, or call .bind(total_steps)")
+
+    def __repr__(self) -> str:
+        settings = "".join(f", {k}={v!r}" for k, v in self.settings.items())
+        return f"{self.policy.__name__}(total_steps=<the run's>{settings})"
+
+
+def get_lr_policy(name: str, total_steps: Optional[int] = None, **kwargs) -> Union[LRPolicy, DeferredLRPolicy]:
+    """Build a policy by class name (``"WarmupAnnealing"``) or snake_case (``"warmup_annealing"``).
+
+    Without `total_steps`, a policy that needs it (an annealing one, or any ``*_ratio`` setting) comes
+    back as a `DeferredLRPolicy` for `train()` to bind to the run's own step count.
+    """
     cls = _BY_ANY_NAME.get(name) if isinstance(name, str) else None
     if cls is None:
         known = ", ".join(f"{n} ({_snake_case(n)})" for n in LR_POLICIES)
         raise ValueError(f"Unknown lr policy {name!r}; known policies: {known}")
+    needs_total = cls.requires_total_steps or any(k.endswith("_ratio") and v is not None for k, v in kwargs.items())
     try:
+        if total_steps is None and needs_total:
+            return DeferredLRPolicy(cls, **kwargs)
         return cls(total_steps=total_steps, **kwargs)
     except TypeError as err:
         raise TypeError(f"get_lr_policy({name!r}, ...): {err}") from None
+
+
+LRPolicyArg = Union[None, str, LRPolicy, DeferredLRPolicy, Callable[[float, int, int], float]]
+
+
+def bind_lr_policy(policy: LRPolicyArg, total_steps: int) -> Optional[Callable[[float, int, int], float]]:
+    """What `train()` steps with, given its `lr_policy` argument and the run's own `total_steps`.
+
+    A name is built for the run, a `DeferredLRPolicy` bound to it; a built policy is used as it is,
+    with a warning when it anneals over another number of steps than the run takes.
+    """
+    if isinstance(policy, str):
+        return get_lr_policy(policy, total_steps=total_steps)
+    if isinstance(policy, DeferredLRPolicy):
+        try:
+            return policy.bind(total_steps)
+        except ValueError as err:
+            raise ValueError(f"lr_policy {policy!r} does not fit this run of {total_steps} steps: {err}") from None
+    if isinstance(policy, LRPolicy) and policy.total_steps not in (None, total_steps):
+        logger.warning(
+            "%r anneals over %d steps but this run takes %d; build it without total_steps "
+            "(get_lr_policy(name, warmup_ratio=...)) to use the run's own count",
+            policy, policy.total_steps, total_steps,
+        )
+    return policy

@@ -177,3 +177,63 @@ def test_cosine_matches_closed_form_over_the_whole_run():
     policy = P.CosineAnnealing(total_steps=40, warmup_steps=0)
     for step in range(41):
         assert policy(2.0, step, 0) == pytest.approx(1.0 + math.cos(math.pi * step / 40))
+
+
+# ---- deferred policies: the executor supplies total_steps ---------------------------------------
+def test_a_policy_built_without_total_steps_waits_for_the_run_and_then_equals_the_explicit_one():
+    deferred = get_lr_policy("WarmupAnnealing", warmup_ratio=0.1, min_lr=0.01)
+    assert isinstance(deferred, P.DeferredLRPolicy)
+    assert repr(deferred) == "WarmupAnnealing(total_steps=<the run's>, warmup_ratio=0.1, min_lr=0.01)"
+    bound = deferred.bind(50)
+    explicit = get_lr_policy("WarmupAnnealing", total_steps=50, warmup_ratio=0.1, min_lr=0.01)
+    assert type(bound) is P.WarmupAnnealing and bound.state_dict() == explicit.state_dict()
+    assert curve(bound, range(60)) == curve(explicit, range(60))
+    assert P.DeferredLRPolicy(P.WarmupAnnealing, warmup_ratio=0.1, min_lr=0.01).bind(50).state_dict() == explicit.state_dict()
+    with pytest.raises(TypeError, match=r"has no total_steps yet: pass it to train\(lr_policy=\.\.\.\)"):
+        deferred(1.0, 3, 0)
+
+
+def test_only_policies_that_need_the_length_are_deferred():
+    assert type(get_lr_policy("WarmupPolicy", warmup_steps=3)) is P.WarmupPolicy
+    assert isinstance(get_lr_policy("WarmupPolicy", warmup_ratio=0.2), P.DeferredLRPolicy)  # a share of the run
+    assert isinstance(get_lr_policy("WarmupHoldPolicy", hold_ratio=0.2), P.DeferredLRPolicy)
+    for name in ["WarmupAnnealing", "CosineAnnealing", "SquareAnnealing", "SquareRootAnnealing",
+                 "PolynomialDecayAnnealing", "PolynomialHoldDecayAnnealing"]:
+        assert isinstance(get_lr_policy(name), P.DeferredLRPolicy), name
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, error, message",
+    [
+        ("WarmupAnnealing", dict(warmup_ratio=1.5), ValueError, r"warmup_ratio must be in \[0, 1\], got 1.5"),
+        ("WarmupAnnealing", dict(warmup_ratio=1.0), ValueError, "leaves no steps to anneal over.*stand-in run"),
+        ("PolynomialHoldDecayAnnealing", dict(warmup_ratio=0.6, hold_ratio=0.5), ValueError, "warmup_steps \\+ hold_steps"),
+        ("CosineAnnealing", dict(hold_steps=3), TypeError, "CosineAnnealing.*hold_steps"),
+        ("PolynomialDecayAnnealing", dict(power=0), ValueError, "power must be a positive number"),
+    ],
+)
+def test_a_deferred_policy_checks_its_settings_when_it_is_made(name, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        get_lr_policy(name, **kwargs)
+
+
+def test_a_setting_only_the_runs_length_rules_out_fails_when_bound():
+    deferred = get_lr_policy("CosineAnnealing", warmup_steps=20)
+    with pytest.raises(ValueError, match="warmup_steps=20 leaves no steps to anneal over; it must be smaller than total_steps=10"):
+        deferred.bind(10)
+    with pytest.raises(TypeError, match="total_steps is what train\\(\\) binds"):
+        P.DeferredLRPolicy(P.CosineAnnealing, total_steps=10)
+
+
+def test_bind_lr_policy_is_what_train_steps_with(caplog):
+    assert P.bind_lr_policy(None, 10) is None
+    assert P.bind_lr_policy("warmup_annealing", 10).state_dict() == P.WarmupAnnealing(10).state_dict()
+    assert P.bind_lr_policy(get_lr_policy("CosineAnnealing", warmup_ratio=0.2), 10).warmup_steps == 2
+    built = P.CosineAnnealing(total_steps=10)
+    with caplog.at_level(logging.WARNING, logger="nmod"):
+        assert P.bind_lr_policy(built, 10) is built
+        assert not caplog.records
+        assert P.bind_lr_policy(built, 12) is built  # used as given, but the mismatch is reported
+    assert "anneals over 10 steps but this run takes 12" in caplog.records[0].getMessage()
+    custom = lambda lr, step, epoch: lr  # noqa: E731
+    assert P.bind_lr_policy(custom, 10) is custom

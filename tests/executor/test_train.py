@@ -1,6 +1,7 @@
 """Executor behaviour on a tiny graph: accumulation, resume, precision, bad input, NaN handling."""
 
 import inspect
+import logging
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from nmod.backends.pytorch.actions import NaNLossError, PtActions
 from nmod.backends.pytorch.precision import DynamicLossScaler
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
 from nmod.core import Graph, GraphError
+from nmod.optim import get_lr_policy
 from toy import ToyData, ToyMLP, ToyMSE, build
 
 
@@ -48,14 +50,14 @@ class StopAt(Callback):
             raise StopAt.Killed()
 
 
-def run_with_resume(tmp_path, kill_at=None):
+def run_with_resume(tmp_path, kill_at=None, lr_policy="WarmupAnnealing", extra_callbacks=()):
     nf = factory()
     _, mlp, loss = build(n=24, batch_size=4, shuffle=True, dropout=0.3)
-    callbacks = [CheckpointCallback(str(tmp_path), step_freq=4)]
+    callbacks = [CheckpointCallback(str(tmp_path), step_freq=4), *extra_callbacks]
     if kill_at:
         callbacks.append(StopAt(kill_at))
     nf.train([loss], "adam_w", {"num_epochs": 3, "lr": 1e-2, "weight_decay": 0.01, "grad_norm_clip": 1.0},
-             callbacks=callbacks, lr_policy="WarmupAnnealing", batches_per_step=1)
+             callbacks=callbacks, lr_policy=lr_policy, batches_per_step=1)
     return mlp
 
 
@@ -121,6 +123,7 @@ def test_unsafe_checkpoint_refused_with_opt_in_hint(tmp_path):
     [
         ({"optimizer": "adamax"}, "adamax"),
         ({"lr_policy": "NoSuchPolicy"}, "NoSuchPolicy"),
+        ({"lr_policy": get_lr_policy("CosineAnnealing", warmup_steps=5)}, "does not fit this run of 2 steps"),
         ({"optimization_params": {"max_steps": 2}}, "lr"),
         ({"optimization_params": {"max_steps": 2, "num_epochs": 1, "lr": 0.1}}, "both"),
         ({"optimization_params": {"lr": 0.1}}, "neither"),
@@ -258,3 +261,48 @@ def test_infer_has_one_signature_in_the_interface_the_executor_and_the_factory()
     assert signature(PtActions.infer) == signature(Actions.infer) == signature(nmod.NeuralModuleFactory.infer)
     assert [p for p, kind, _ in signature(Actions.infer) if kind is inspect.Parameter.KEYWORD_ONLY] == [
         "cache", "use_cache", "offload_to_cpu"]
+
+
+class LearningRates(Callback):
+    def __init__(self):
+        self.by_step, self.total_steps = {}, None
+
+    def on_step_end(self, state):
+        self.by_step[state.step] = state.lr
+        self.total_steps = state.total_steps
+
+
+@pytest.fixture
+def nmod_warnings():
+    """Warnings logged to 'nmod' (the factory stops that logger propagating, so caplog misses them)."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger("nmod").addHandler(handler)
+    yield records
+    logging.getLogger("nmod").removeHandler(handler)
+
+
+def test_a_deferred_lr_policy_is_bound_to_the_runs_own_step_count_and_resumes_exactly(tmp_path, nmod_warnings):
+    # 24 samples in batches of 4 for 3 epochs: 18 steps, counted by the executor only.
+    explicit = LearningRates()
+    reference = run_with_resume(tmp_path / "ref", lr_policy=get_lr_policy("WarmupAnnealing", total_steps=18,
+                                warmup_ratio=0.25), extra_callbacks=[explicit])
+    assert explicit.total_steps == 18 and len(explicit.by_step) == 18
+    deferred = get_lr_policy("WarmupAnnealing", warmup_ratio=0.25)
+    before, after = LearningRates(), LearningRates()
+    with pytest.raises(StopAt.Killed):
+        run_with_resume(tmp_path / "run", kill_at=10, lr_policy=deferred, extra_callbacks=[before])
+    resumed = run_with_resume(tmp_path / "run", lr_policy=deferred, extra_callbacks=[after])
+    assert not [m for m in nmod_warnings if "LR policy differs" in m]
+    assert sorted(after.by_step) == list(range(9, 19))  # resumed from the checkpoint at step 8
+    assert {**before.by_step, **after.by_step} == explicit.by_step
+    for k, v in weights(reference).items():
+        assert torch.equal(weights(resumed)[k], v), k
+
+
+def test_resuming_with_another_lr_schedule_is_reported(tmp_path, nmod_warnings):
+    run_with_resume(tmp_path, lr_policy=get_lr_policy("WarmupAnnealing", warmup_ratio=0.25))
+    assert not nmod_warnings
+    run_with_resume(tmp_path, lr_policy=get_lr_policy("WarmupAnnealing", warmup_ratio=0.5))
+    assert [m for m in nmod_warnings if "LR policy differs from the checkpoint's" in m]

@@ -17,7 +17,8 @@ from nmod.actions import Actions, validate_optimization_params
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, TrainingState
 from nmod.core import Graph, GraphError, NmTensor
 from nmod.core.config import class_path
-from nmod.optim import get_lr_policy, get_optimizer
+from nmod.optim import LRPolicy, get_optimizer
+from nmod.optim.lr_policies import bind_lr_policy
 from nmod.types import LossType
 
 from . import checkpoint as ckpt
@@ -183,10 +184,10 @@ class PtActions(Actions):
             model = torch.nn.parallel.DistributedDataParallel(
                 runner, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        # 3. the run's length, counted here only; a policy named by a string is built for it
+        # 3. the run's length, counted here and nowhere else; a policy waiting for it (a name, or a
+        #    DeferredLRPolicy from get_lr_policy without total_steps) is bound to it
         total_steps, num_epochs = self._count_steps(runner.data_layer, params, batches_per_step)
-        if isinstance(lr_policy, str):
-            lr_policy = get_lr_policy(lr_policy, total_steps=total_steps)
+        lr_policy = bind_lr_policy(lr_policy, total_steps)
 
         run = TrainingRun(
             runner=runner, model=model, optimizer=opt, scaler=DynamicLossScaler(enabled=self.precision.loss_scaling),
@@ -194,7 +195,8 @@ class PtActions(Actions):
             peak_lr=params["lr"], lr_policy=lr_policy, grad_norm_clip=params.get("grad_norm_clip"),
             stop_on_nan_loss=stop_on_nan_loss, batches_per_step=batches_per_step,
             total_steps=total_steps, num_epochs=num_epochs)
-        state = TrainingState(actions=self, is_main=self.is_main, tb_writer=self.tb_writer, lr=params["lr"])
+        state = TrainingState(actions=self, is_main=self.is_main, tb_writer=self.tb_writer, lr=params["lr"],
+                              total_steps=total_steps)
         self.state, self._run = state, run
         try:
             # 4. resume from the latest checkpoint, if any, before any other callback sees the state
@@ -209,7 +211,7 @@ class PtActions(Actions):
             for cb in callbacks:
                 cb.on_train_end(state)
         finally:
-            self._run = None  # the optimizer's state is not kept alive once training ends
+            self._run = None  # the optimizer's state is freed once training ends
 
     def _setup_runner(self, wanted: List[NmTensor]) -> GraphRunner:
         runner = GraphRunner(Graph(wanted)).to(self.device)
@@ -374,6 +376,7 @@ class PtActions(Actions):
         return {"step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch,
                 "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
                 "master": [p.detach() for p in run.master_params] if run.has_master_copy else [],
+                "lr_policy": run.lr_policy.state_dict() if isinstance(run.lr_policy, LRPolicy) else None,
                 "rng": ckpt.rng_state(), "world_size": self.dist.world_size, "seed": self.seed}
 
     def save_checkpoint(self, folder: str, keep: int) -> None:
@@ -399,6 +402,8 @@ class PtActions(Actions):
                            f"{self.dist.world_size}: the data order will differ from an uninterrupted run")
         run.optimizer.load_state_dict(t["optimizer"])
         run.scaler.load_state_dict(t["scaler"])
+        if isinstance(run.lr_policy, LRPolicy) and t.get("lr_policy") is not None:
+            run.lr_policy.load_state_dict(t["lr_policy"])  # warns when the run's length or settings changed
         if t["master"]:
             with torch.no_grad():
                 for master, saved in zip(run.master_params, t["master"]):
