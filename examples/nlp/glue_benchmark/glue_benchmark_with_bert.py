@@ -1,0 +1,170 @@
+"""Fine-tune a pretrained BERT-family encoder (Megatron-LM BERT above all) on a GLUE task.
+
+NeMo 0.11's command works unchanged, Megatron flags included:
+
+    python glue_benchmark_with_bert.py --data_dir glue_data/MRPC --task_name mrpc \\
+        --pretrained_model_name megatron-uncased --bert_config config.json \\
+        --bert_checkpoint model_optim_rng.pt --vocab_file vocab.txt --do_lower_case
+
+Tasks: cola, sst-2, mrpc, sts-b (regression), qqp, mnli (dev_matched and dev_mismatched, reported
+apart), qnli, rte, wnli. With no arguments it fine-tunes the pretrained MiniLM BERT on the small
+SST-2-format sample shipped with nmod_nlp and prints the metric before and after.
+Several processes: `torchrun --nproc_per_node N glue_benchmark_with_bert.py ...`.
+"""
+import argparse
+from pathlib import Path
+
+import torch
+
+import nmod_nlp
+from nmod.optim import get_lr_policy
+from nmod_nlp import recipe
+from nmod_nlp.callbacks import classification_evaluator_callback
+from nmod_nlp.data.glue import (GLUE_TASKS, GlueClassificationDataLayer, GlueRegressionDataLayer, get_task,
+                                normalize_task_name, write_glue_predictions)
+from nmod_nlp.metrics import glue_metrics
+from nmod_nlp.modules.heads import SequenceClassifier, SequenceRegression
+from nmod_nlp.modules.losses import CrossEntropyLoss, MSELoss
+
+SAMPLES = Path(nmod_nlp.__file__).parent / "data" / "glue" / "samples"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--data_dir", help="the task's GLUE folder (train.tsv, dev.tsv; MNLI: dev_matched.tsv ...)")
+    data.add_argument("--task_name", type=_task_name, help=f"one of {', '.join(GLUE_TASKS)}")
+    data.add_argument("--max_seq_length", type=int, default=128)
+    data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
+    recipe.add_encoder_args(p)
+    p.add_argument("--fc_dropout", type=float, default=0.1, help="dropout before the classifier head")
+    p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"],
+                   help="test writes predictions for the task's test.tsv (no labels needed)")
+    recipe.add_training_args(p)
+    recipe.add_output_args(p, work_dir="work_dir/glue")
+    # NeMo 0.11's GLUE defaults.
+    p.set_defaults(optimizer="adam", lr=5e-5, lr_warmup_proportion=0.1, weight_decay=0.0, num_epochs=3,
+                   batch_size=8)
+    args = recipe.parse_args_with_demo(p, argv, demo_defaults)
+    missing = [f"--{n}" for n in ("data_dir", "task_name") if not getattr(args, n)]
+    if missing:
+        p.error(f"{' and '.join(missing)} required (or pass no encoder flags for the built-in demo)")
+    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    return args
+
+
+def _task_name(text: str) -> str:
+    try:
+        return normalize_task_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def demo_defaults(args: argparse.Namespace) -> dict | None:
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped SST-2 sample."""
+    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
+        return None
+    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
+    if not args.data_dir and not args.task_name:
+        # Sized for about a minute on 2 CPU cores.
+        demo.update(data_dir=str(SAMPLES / "SST-2"), task_name="sst-2", lr=1e-4, num_epochs=3, batch_size=16,
+                    max_seq_length=64)
+    return demo
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    work_dir = Path(args.work_dir)
+    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    task = get_task(args.task_name)
+    regression = task.is_regression
+
+    # Modules: tokenizer -> encoder -> head (first token) -> loss.
+    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    tokenizer = recipe.build_tokenizer(args)
+    Layer = GlueRegressionDataLayer if regression else GlueClassificationDataLayer
+
+    def data_layer(split: str):
+        return Layer(args.data_dir, args.task_name, split=split, tokenizer=tokenizer,
+                     max_seq_length=args.max_seq_length, batch_size=args.batch_size,
+                     shuffle=args.shuffle_data if split == "train" else False, use_cache=not args.no_data_cache,
+                     bucket_by_length=args.bucket_by_length and split == "train")
+
+    train_layer = data_layer("train") if args.mode in ("train", "train_eval") else None
+    if regression:
+        head = SequenceRegression(encoder.hidden_size, num_layers=2, dropout=args.fc_dropout)
+        loss_fn = MSELoss()
+    else:
+        num_labels = (train_layer or data_layer(task.dev_splits[0])).num_labels
+        head = SequenceClassifier(encoder.hidden_size, num_classes=num_labels, num_layers=2,
+                                  dropout=args.fc_dropout, log_softmax=False)
+        loss_fn = CrossEntropyLoss()
+
+    def pipeline(layer):
+        batch = layer()
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
+                         attention_mask=batch.input_mask)
+        scores = head(hidden_states=hidden)  # (B,) predictions for STS-B, (B, C) logits otherwise
+        loss = loss_fn(preds=scores, labels=batch.labels) if regression else loss_fn(logits=scores, labels=batch.labels)
+        return scores, batch.labels, loss
+
+    if args.mode == "test":
+        return {"test_predictions": write_test_predictions(args, nf, task, data_layer, pipeline)}
+
+    evaluators = []
+    if args.mode in ("train_eval", "eval"):
+        for split in task.dev_splits:  # MNLI: dev_matched and dev_mismatched, reported apart
+            scores, labels, _ = pipeline(data_layer(split))
+            mismatched = split == "dev_mismatched"
+            evaluators.append(classification_evaluator_callback(
+                scores, labels, lambda preds, gold: glue_metrics(args.task_name, preds, gold),
+                output_file=str(work_dir / ("mnli-mm.txt" if mismatched else f"{args.task_name}.txt")),
+                regression=regression, name="mismatched" if mismatched else "",
+                eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
+                eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
+
+    results = {}
+    if args.mode == "eval":
+        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
+        results["eval"] = {k: v for cb in evaluators for k, v in cb.results[-1][1].items()}
+        _print_metrics(args.task_name, "eval", results["eval"], nf)
+        return results
+
+    _, _, train_loss = pipeline(train_layer)
+    nf.train(
+        tensors_to_optimize=[train_loss],
+        optimizer=args.optimizer,
+        optimization_params=recipe.optimization_params(args),
+        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
+        callbacks=recipe.training_callbacks(args, train_loss, nf) + evaluators,
+        batches_per_step=args.batches_per_step,
+    )
+    if evaluators and evaluators[0].results:
+        for when, index in (("before training", 0), ("after training", -1)):
+            results[when] = {k: v for cb in evaluators for k, v in cb.results[index][1].items()}
+            _print_metrics(args.task_name, when, results[when], nf)
+    return results
+
+
+def write_test_predictions(args, nf, task, data_layer, pipeline) -> list[str]:
+    """GLUE's submission files (``index<TAB>prediction``, label names) for each of the task's test sets."""
+    written = []
+    for split in task.test_splits:
+        layer = data_layer(split)
+        scores, _, _ = pipeline(layer)
+        (batches,) = nf.infer([scores], checkpoint_dir=args.checkpoint_dir)
+        path = Path(args.work_dir) / task.submission_file_name(split)
+        if nf.global_rank == 0:
+            write_glue_predictions(path, task, layer.examples, torch.cat([b.float() for b in batches]).numpy())
+            print(f"Wrote {len(layer.examples)} predictions to {path}")
+        written.append(str(path))
+    return written
+
+
+def _print_metrics(task: str, when: str, metrics: dict, nf) -> None:
+    if nf.global_rank == 0:
+        print(f"GLUE {task} {when}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    main()
