@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import nmod
 from nmod.callbacks import Callback, CheckpointCallback, SimpleLossLoggerCallback
-from nmod.core import NmTensor
+from nmod.core import NmTensor, NmodError
 from nmod.core.config import write_yaml
 
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
@@ -39,6 +41,7 @@ __all__ = [
     "optimization_params",
     "training_callbacks",
     "save_resolved_args",
+    "run",
 ]
 
 logger = logging.getLogger("nmod")
@@ -121,6 +124,8 @@ def add_output_args(parser: argparse.ArgumentParser, work_dir: str) -> argparse.
                    help="log the loss every N steps (--loss_step_freq is NeMo's GLUE name)")
     g.add_argument("--eval_step_freq", type=optional_number(int), default=None,
                    help="evaluate every N steps (default: after each epoch)")
+    g.add_argument("--debug", action="store_true",
+                   help="show the traceback of nmod's own errors instead of one line (also NMOD_DEBUG=1)")
     return g
 
 
@@ -215,3 +220,22 @@ def training_callbacks(args: argparse.Namespace, loss: NmTensor, nf: nmod.Neural
         CheckpointCallback(str(Path(args.work_dir) / "checkpoints"), load_from_folder=args.checkpoint_dir,
                            epoch_freq=args.save_epoch_freq or -1, step_freq=args.save_step_freq or -1),
     ]
+
+
+def run(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> Any:
+    """Run a recipe's ``main``: nmod's own errors end it as argparse's do, with one line on stderr.
+
+    Errors nmod raises on purpose (``NmodError``: a data format, a configuration, a checkpoint, a
+    flag) say what is wrong and where, so a traceback only hides the message: they print as
+    ``error: <message>`` with exit status 2. ``--debug`` or ``NMOD_DEBUG=1`` shows the traceback;
+    any other exception keeps its traceback, since that one is a bug to report.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or os.environ.get("NMOD_DEBUG", "0") not in ("", "0")
+    try:
+        return main()
+    except NmodError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -5,6 +5,9 @@ Each one says what was expected, what was found, and where, so a user can fix th
 
 __all__ = [
     "NmodError",
+    "DataFormatError",
+    "CheckpointError",
+    "MissingFileError",
     "NeuralPortNameMismatchError",
     "NeuralPortMissingError",
     "NeuralPortNmTensorMismatchError",
@@ -20,7 +23,22 @@ __all__ = [
 
 
 class NmodError(Exception):
-    """Base of nmod's own errors."""
+    """Base of the errors nmod raises on purpose, each with a message a person can act on.
+
+    Recipes print these as one line (`error: <message>`, exit status 2) instead of a traceback.
+    """
+
+
+class DataFormatError(NmodError, ValueError):
+    """A data file cannot be used as it is: unreadable, empty, or not in the expected format."""
+
+
+class CheckpointError(NmodError, ValueError):
+    """A checkpoint (nmod's folders, Megatron-LM's or Hugging Face's files) cannot be used."""
+
+
+class MissingFileError(NmodError, FileNotFoundError):
+    """A file that was named, or that a named folder should hold, does not exist."""
 
 
 class NeuralPortNameMismatchError(NmodError, KeyError):
@@ -51,7 +69,7 @@ class GraphCycleError(GraphError):
 
 
 class ConfigError(NmodError, ValueError):
-    """Base of errors about module and graph config files."""
+    """A configuration is wrong or incomplete: a module or graph config file, a model's settings, a flag."""
 
 
 class ConfigParseError(ConfigError):

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from nmod.core.errors import ConfigError, MissingFileError
+
 from .bert_tokenizer import BertWordPieceTokenizer
 
 __all__ = ["get_tokenizer", "resolve_vocab_file", "BERT_TOKENIZER_NAMES"]
@@ -32,10 +34,10 @@ def resolve_vocab_file(pretrained_model_name: Optional[str], vocab_file: Optiona
     if vocab_file:
         path = Path(vocab_file)
         if not path.is_file():
-            raise FileNotFoundError(f"--vocab_file {vocab_file} does not exist")
+            raise MissingFileError(f"--vocab_file {vocab_file} does not exist")
         return path
     if not pretrained_model_name:
-        raise ValueError("get_tokenizer needs a vocabulary: pass vocab_file (--vocab_file /path/to/vocab.txt) or "
+        raise ConfigError("get_tokenizer needs a vocabulary: pass vocab_file (--vocab_file /path/to/vocab.txt) or "
                          "a local model directory holding vocab.txt as pretrained_model_name")
     candidate = Path(pretrained_model_name)
     if candidate.is_file():
@@ -44,8 +46,8 @@ def resolve_vocab_file(pretrained_model_name: Optional[str], vocab_file: Optiona
     if directory is not None:
         if (directory / "vocab.txt").is_file():
             return directory / "vocab.txt"
-        raise FileNotFoundError(f"model directory {directory} has no vocab.txt; pass --vocab_file")
-    raise FileNotFoundError(
+        raise MissingFileError(f"model directory {directory} has no vocab.txt; pass --vocab_file")
+    raise MissingFileError(
         f"the vocabulary of '{pretrained_model_name}' would have to be downloaded, and nmod never downloads: "
         f"pass --vocab_file /path/to/vocab.txt (for Megatron-LM BERT, the bert-large-uncased or -cased vocab "
         f"it was trained with), or a local directory holding vocab.txt as --pretrained_model_name")
@@ -81,10 +83,10 @@ def get_tokenizer(
     """
     name = (tokenizer_name or "nemobert").lower()
     if name not in BERT_TOKENIZER_NAMES:
-        raise ValueError(f"unknown tokenizer '{tokenizer_name}'; nmod supports {list(BERT_TOKENIZER_NAMES)} "
+        raise ConfigError(f"unknown tokenizer '{tokenizer_name}'; nmod supports {list(BERT_TOKENIZER_NAMES)} "
                          f"(BERT WordPiece from a vocab.txt)")
     if tokenizer_model or special_tokens:
-        raise ValueError("tokenizer_model and special_tokens are for SentencePiece tokenizers, which nmod does not "
+        raise ConfigError("tokenizer_model and special_tokens are for SentencePiece tokenizers, which nmod does not "
                          f"support; tokenizer '{tokenizer_name}' reads BERT's special tokens from vocab.txt")
     vocab_path = resolve_vocab_file(pretrained_model_name, vocab_file)
     if do_lower_case is None:

@@ -167,4 +167,4 @@ def _print_metrics(task: str, when: str, metrics: dict, nf) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    recipe.run(main)

@@ -150,4 +150,4 @@ def _print_metrics(when: str, metrics: dict, nf) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    recipe.run(main)

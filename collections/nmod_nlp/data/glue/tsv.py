@@ -17,15 +17,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nmod.core.errors import DataFormatError  # re-exported: the readers' errors derive from it
+
 __all__ = ["DataFormatError", "ReadSummary", "read_tsv_lines"]
 
 logger = logging.getLogger("nmod_nlp.data")
 
 MAX_LOGGED_WARNINGS = 10
-
-
-class DataFormatError(ValueError):
-    """A data file cannot be used at all; the message names the file (and line) and what was expected."""
 
 
 @dataclass

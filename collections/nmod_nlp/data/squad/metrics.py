@@ -19,6 +19,8 @@ import string
 from collections import Counter, OrderedDict
 from typing import Callable, Optional, Sequence
 
+from nmod.core.errors import DataFormatError
+
 __all__ = ["normalize_answer", "exact_match_score", "f1_score", "compute_exact", "compute_f1",
            "evaluate_v1", "evaluate_v2", "evaluate"]
 
@@ -52,7 +54,7 @@ def f1_score(prediction: str, ground_truth: str) -> float:
 
 def _max_over_ground_truths(metric: Callable, prediction: str, ground_truths: Sequence[str], qid: str):
     if not ground_truths:
-        raise ValueError(f"question {qid} has no gold answers; SQuAD v1.1 scoring needs at least one "
+        raise DataFormatError(f"question {qid} has no gold answers; SQuAD v1.1 scoring needs at least one "
                          f"(is this v2.0 data? score it with version_2_with_negative=True)")
     return max(metric(prediction, gt) for gt in ground_truths)
 
@@ -73,7 +75,7 @@ def evaluate_v1(dataset: list, predictions: dict) -> dict:
                 exact_match += _max_over_ground_truths(exact_match_score, prediction, golds, qa["id"])
                 f1 += _max_over_ground_truths(f1_score, prediction, golds, qa["id"])
     if total == 0:
-        raise ValueError("the SQuAD data set holds no questions to score")
+        raise DataFormatError("the SQuAD data set holds no questions to score")
     result = {"exact_match": 100.0 * exact_match / total, "f1": 100.0 * f1 / total}
     if missing:  # the official script prints each and scores them 0
         result["missing_predictions"] = len(missing)
@@ -166,10 +168,10 @@ def evaluate_v2(dataset: list, predictions: dict, na_probs: Optional[dict] = Non
     """
     qid_to_has_ans = _qid_to_has_ans(dataset)
     if not qid_to_has_ans:
-        raise ValueError("the SQuAD data set holds no questions to score")
+        raise DataFormatError("the SQuAD data set holds no questions to score")
     exact_raw, f1_raw, missing = _raw_scores(dataset, predictions)
     if missing:
-        raise ValueError(f"{len(missing)} of {len(qid_to_has_ans)} questions have no prediction (e.g. "
+        raise DataFormatError(f"{len(missing)} of {len(qid_to_has_ans)} questions have no prediction (e.g. "
                          f"{missing[:3]}); SQuAD v2.0 scoring needs one for every question")
     have_na_probs = na_probs is not None
     if not have_na_probs:

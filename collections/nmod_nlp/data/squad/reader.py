@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from nmod.core.errors import DataFormatError
+
 __all__ = ["SquadFormatError", "SquadExample", "SquadReadSummary", "SquadData", "read_squad_file", "MODES"]
 
 logger = logging.getLogger("nmod_nlp.squad")
@@ -23,7 +25,7 @@ MODES = ("train", "eval", "test")
 _MAX_LOGGED_WARNINGS = 10
 
 
-class SquadFormatError(ValueError):
+class SquadFormatError(DataFormatError):
     """The file cannot be read as SQuAD: the message names the file and where."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from torch import nn
 
 from nmod.backends.pytorch import TrainableNM
+from nmod.core.errors import ConfigError
 from nmod.types import ChannelType, MaskType, NeuralType
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
@@ -36,11 +37,11 @@ class BertConfig:
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
             )
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"hidden_act {self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}")
+            raise ConfigError(f"hidden_act {self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}")
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "BertConfig":
@@ -48,10 +49,10 @@ class BertConfig:
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
             hint = " (use MegatronBERT)" if model_type == "megatron-bert" else ""
-            raise ValueError(f"{source}: model_type is {model_type!r}, this encoder loads 'bert'{hint}")
+            raise ConfigError(f"{source}: model_type is {model_type!r}, this encoder loads 'bert'{hint}")
         position = values.get("position_embedding_type", "absolute")
         if position != "absolute":
-            raise ValueError(f"{source}: position_embedding_type {position!r} is not supported, only 'absolute'")
+            raise ConfigError(f"{source}: position_embedding_type {position!r} is not supported, only 'absolute'")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
@@ -61,7 +62,7 @@ class BertConfig:
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read a BERT config.json ({err})") from err
+            raise ConfigError(f"{path}: cannot read a BERT config.json ({err})") from err
 
     @classmethod
     def from_json(cls, path: str | Path) -> "BertConfig":
@@ -213,7 +214,7 @@ class BERT(TrainableNM):
     ):
         super().__init__(name=name)
         if attention_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
+            raise ConfigError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
         state, values, source = None, {}, "BERT arguments"
         if pretrained_dir is not None or checkpoint is not None:
             path = checkpoint or pretrained_dir

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nmod.backends.pytorch.serialization import UnsafeCheckpointError
+from nmod.core.errors import CheckpointError, MissingFileError
 
 # What a Hugging Face folder holds its weights in, in the order they are looked for.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -33,7 +34,7 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+        raise MissingFileError(f"checkpoint file {path} does not exist")
     if path.name.endswith(".index.json"):
         weight_map = json.loads(path.read_text())["weight_map"]
         state = {}
@@ -45,7 +46,7 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
 
         return load_safetensors(str(path))
     if path.suffix in (".index", ".meta") or ".ckpt" in path.name:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} looks like a TensorFlow checkpoint; convert it to PyTorch first "
             "(transformers' convert_bert_original_tf_checkpoint_to_pytorch)"
         )
@@ -56,14 +57,14 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
             return torch.load(path, map_location="cpu", weights_only=not allow_unsafe, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" not in str(err):
-            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
         raise UnsafeCheckpointError(
             f"{path} holds Python objects beyond tensors, argparse.Namespace and numpy RNG state, which "
             f"torch.load(weights_only=True) refuses ({str(err).splitlines()[-1][:300]}). Only if you trust "
             "its source, pass allow_unsafe_checkpoint=True (--allow_unsafe_checkpoint on the command line)."
         ) from None
     except (RuntimeError, KeyError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
 
 
 def _training_state_globals() -> list:
@@ -84,7 +85,7 @@ def find_weights_file(directory: Path) -> Path:
     for name in WEIGHT_FILES:
         if (directory / name).is_file():
             return directory / name
-    raise FileNotFoundError(f"{directory}: no weights; expected one of {', '.join(WEIGHT_FILES)}")
+    raise MissingFileError(f"{directory}: no weights; expected one of {', '.join(WEIGHT_FILES)}")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -102,9 +103,9 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, torch.Tensor]:
 def split_weights(obj: dict, source: Path) -> tuple[dict, dict]:
     """Splits a checkpoint object into (weights, metadata): Megatron's ``model`` or a ``state_dict``."""
     if not isinstance(obj, dict):
-        raise ValueError(f"{source}: expected a dict of tensors or a Megatron checkpoint dict, found {type(obj).__name__}")
+        raise CheckpointError(f"{source}: expected a dict of tensors or a Megatron checkpoint dict, found {type(obj).__name__}")
     if any(re.fullmatch(r"model\d+", key) for key in obj):
-        raise ValueError(f"{source}: virtual-pipeline checkpoints (model0, model1, ...) are not supported")
+        raise CheckpointError(f"{source}: virtual-pipeline checkpoints (model0, model1, ...) are not supported")
     for container in ("model", "state_dict", "module"):
         if isinstance(obj.get(container), dict):
             meta = {key: value for key, value in obj.items() if key != container}
@@ -150,7 +151,7 @@ def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
         if shapes:
             lines.append(f"  shape mismatches ({len(shapes)}): {shapes}")
             lines.append("  is the config (hidden size, layers, heads, vocab) the one this checkpoint was trained with?")
-        raise ValueError("\n".join(lines))
+        raise CheckpointError("\n".join(lines))
     with torch.no_grad():
         for name, tensor in expected.items():
             tensor.copy_(state[name])

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nmod.core.errors import CheckpointError, MissingFileError
+
 from .checkpoint_io import Renames, find_weights_file, flatten, load_exact, load_file, rename, split_weights
 
 log = logging.getLogger(__name__)
@@ -41,17 +43,17 @@ def read_hf_checkpoint(
     elif path.is_file():
         weights_file = path
     else:
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise MissingFileError(f"checkpoint {path} does not exist")
     config_path = Path(config_file) if config_file else weights_file.parent / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{config_path} does not exist; a Hugging Face checkpoint needs its config.json "
             "(pass it with --bert_config)"
         )
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
     state, _ = split_weights(load_file(weights_file, allow_unsafe), weights_file)
     return config, flatten(state), weights_file
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nmod.backends.pytorch import TrainableNM
+from nmod.core.errors import ConfigError, MissingFileError
 from nmod.types import ChannelType, MaskType, NeuralType
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
@@ -81,13 +82,13 @@ class MegatronBertConfig:
         if self.padded_vocab_size is None:
             self.padded_vocab_size = padded_vocab_size(self.vocab_size, self.make_vocab_size_divisible_by)
         if self.padded_vocab_size < self.vocab_size:
-            raise ValueError(f"padded_vocab_size {self.padded_vocab_size} < vocab_size {self.vocab_size}")
+            raise ConfigError(f"padded_vocab_size {self.padded_vocab_size} < vocab_size {self.vocab_size}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
             )
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+            raise ConfigError(f"activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
 
     @staticmethod
     def recognised(values: dict) -> dict:
@@ -125,7 +126,7 @@ class MegatronBertConfig:
         missing = [name for name in names if name not in recognised]
         if missing:
             spellings = {name: [s.replace("_", "-") for s in _MEGATRON_KEYS[name]] for name in missing}
-            raise ValueError(
+            raise ConfigError(
                 f"{source}: missing {missing}; expected keys such as {spellings} "
                 "(the vocab size may instead come from a vocab file or the checkpoint)"
             )
@@ -136,7 +137,7 @@ class MegatronBertConfig:
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read a Megatron config.json ({err})") from err
+            raise ConfigError(f"{path}: cannot read a Megatron config.json ({err})") from err
 
     @classmethod
     def from_json(cls, path: str | Path, vocab_size: int | None = None) -> "MegatronBertConfig":
@@ -168,7 +169,7 @@ class MegatronBertConfig:
         for layer in layers:  # later layers win
             values.update(layer)
         if values.get("vocab_size") is None:
-            raise ValueError(
+            raise ConfigError(
                 "no vocab size: pass vocab_size or vocab_file, a config_file that names it, or a checkpoint"
             )
         return cls(**values)
@@ -280,7 +281,7 @@ def count_vocab(vocab_file: str | Path) -> int:
     """Lines of a WordPiece ``vocab.txt``: the real vocabulary size."""
     path = Path(vocab_file)
     if not path.is_file():
-        raise FileNotFoundError(f"vocab file {path} does not exist")
+        raise MissingFileError(f"vocab file {path} does not exist")
     with path.open(encoding="utf-8") as f:
         return sum(1 for line in f if line.rstrip("\n"))
 
@@ -339,7 +340,7 @@ class MegatronBERT(TrainableNM):
     ):
         super().__init__(name=name)
         if attention_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
+            raise ConfigError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
         overrides = dict(
             vocab_size=vocab_size,
             hidden_size=hidden_size,
@@ -410,7 +411,7 @@ def _config_object(config: MegatronBertConfig | Mapping[str, Any], nemo_argument
         )
     given = sorted(key for key, value in nemo_arguments.items() if value is not None)
     if given:
-        raise ValueError(
+        raise ConfigError(
             f"MegatronBERT: pass either config or {given}, not both; to change a field of a config use "
             "dataclasses.replace(config, hidden_dropout=0.0)"
         )

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nmod.core.errors import CheckpointError, MissingFileError
+
 from .checkpoint_io import (
     WEIGHT_FILES,
     Renames,
@@ -98,7 +100,7 @@ def qkv_axes(version: float) -> tuple[str, str, str]:
     """How a checkpoint of ``version`` orders the rows of its fused QKV, as Megatron-LM reads them:
     by version range, since the versions are floats that a file may store as ``1`` or ``1.0``."""
     if version < 0:
-        raise ValueError(f"unknown Megatron checkpoint_version {version}: expected 0, 1.0, 2.0 or later")
+        raise CheckpointError(f"unknown Megatron checkpoint_version {version}: expected 0, 1.0, 2.0 or later")
     if version < 1.0:
         return ("qkv", "heads", "head_dim")  # version 0: all Q, then all K, then all V
     if version < 2.0:
@@ -157,13 +159,13 @@ class MegatronCheckpoint:
         """Merged across ranks, fused QKV in the current ``[heads, 3, head_dim]`` order."""
         tp = len(self.shards)
         if num_heads % tp:
-            raise ValueError(f"{self.source}: {num_heads} attention heads cannot be split over {tp} tensor-parallel shards")
+            raise CheckpointError(f"{self.source}: {num_heads} attention heads cannot be split over {tp} tensor-parallel shards")
         shards = [_fuse_hf_qkv(s, num_heads // tp) for s in self.shards]
         keys = list(shards[0])
         for rank, shard in enumerate(shards[1:], start=1):
             if set(shard) != set(keys):
                 diff = sorted(set(shard) ^ set(keys))
-                raise ValueError(f"{self.source}: shard mp_rank_{rank:02d} has different keys than mp_rank_00: {diff[:10]}")
+                raise CheckpointError(f"{self.source}: shard mp_rank_{rank:02d} has different keys than mp_rank_00: {diff[:10]}")
         merged = {}
         for key in keys:
             parts = [s[key] for s in shards]
@@ -192,13 +194,13 @@ def _megatron_shard_files(path: Path) -> list[Path]:
         iteration = tracker.read_text().strip()
         path = path / (iteration if iteration == "release" else f"iter_{int(iteration):07d}")
         if not path.is_dir():
-            raise FileNotFoundError(f"{tracker} names iteration {iteration!r} but {path} does not exist")
+            raise MissingFileError(f"{tracker} names iteration {iteration!r} but {path} does not exist")
     rank_dirs = sorted(p for p in path.glob("mp_rank_*") if p.is_dir())
     if not rank_dirs:
         return [path / name for name in MEGATRON_FILES if (path / name).is_file()][:1]
     stages = [d.name for d in rank_dirs if re.fullmatch(r"mp_rank_\d+_(?!0+$)\d+", d.name)]
     if stages:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: pipeline-parallel checkpoints ({', '.join(stages)}) are not supported; "
             "merge the pipeline stages with Megatron-LM's tools/checkpoint_util.py first"
         )
@@ -206,10 +208,10 @@ def _megatron_shard_files(path: Path) -> list[Path]:
     for rank, rank_dir in enumerate(rank_dirs):
         match = re.fullmatch(r"mp_rank_(\d+)(?:_0+)?", rank_dir.name)
         if match is None or int(match.group(1)) != rank:
-            raise ValueError(f"{path}: expected mp_rank_00 .. mp_rank_{len(rank_dirs) - 1:02d}, found {rank_dir.name}")
+            raise CheckpointError(f"{path}: expected mp_rank_00 .. mp_rank_{len(rank_dirs) - 1:02d}, found {rank_dir.name}")
         found = [rank_dir / name for name in MEGATRON_FILES if (rank_dir / name).is_file()]
         if not found:
-            raise FileNotFoundError(f"{rank_dir}: no {' or '.join(MEGATRON_FILES)}")
+            raise MissingFileError(f"{rank_dir}: no {' or '.join(MEGATRON_FILES)}")
         files.append(found[0])
     return files
 
@@ -230,20 +232,20 @@ def read_megatron_checkpoint(
         if not files and (path / "config.json").is_file():  # a Hugging Face megatron-bert folder
             config = json.loads((path / "config.json").read_text())
             if config.get("model_type", "megatron-bert") != "megatron-bert":
-                raise ValueError(
+                raise CheckpointError(
                     f"{path / 'config.json'}: model_type is {config.get('model_type')!r}, not 'megatron-bert'; "
                     "a post-LayerNorm BERT checkpoint loads with BERT, not MegatronBERT"
                 )
             files = [find_weights_file(path)]
         if not files:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{path}: no Megatron checkpoint found; expected latest_checkpointed_iteration.txt, "
                 f"mp_rank_XX/ folders, {' or '.join(MEGATRON_FILES)}, or config.json + {' or '.join(WEIGHT_FILES[:2])}"
             )
     elif path.is_file():
         files = [path]
     else:
-        raise FileNotFoundError(f"Megatron checkpoint {path} does not exist")
+        raise MissingFileError(f"Megatron checkpoint {path} does not exist")
     shards, dropped, versions = [], [], set()
     for file in files:
         weights, meta = split_weights(load_file(file, allow_unsafe), file)
@@ -259,7 +261,7 @@ def read_megatron_checkpoint(
             # padded_vocab_size is the checkpoint's own padding (times its tensor-parallel size), not the model's.
             config = {k: v for k, v in vars(args).items() if k != "padded_vocab_size"}
     if len(versions) > 1:
-        raise ValueError(f"{path}: shards disagree on checkpoint_version: {sorted(versions)}")
+        raise CheckpointError(f"{path}: shards disagree on checkpoint_version: {sorted(versions)}")
     stored = versions.pop() if versions else CHECKPOINT_VERSION
     version = float(checkpoint_version) if checkpoint_version is not None else stored
     if dropped:
@@ -296,7 +298,7 @@ def fit_vocab_rows(weight: torch.Tensor, vocab_size: int, rows: int, source: str
     """Checkpoints pad the vocab to their own multiple (128 x tensor-parallel size); rows past the real
     vocab are padding, so they are cut or zero-filled to ``rows``."""
     if weight.shape[0] < vocab_size:
-        raise ValueError(
+        raise CheckpointError(
             f"{source}: word_embeddings has {weight.shape[0]} rows but the vocabulary has {vocab_size} tokens; "
             "is the vocab file the one this checkpoint was trained with?"
         )

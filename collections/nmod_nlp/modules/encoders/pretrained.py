@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from nmod.core.errors import ConfigError
+
 from .bert import BERT
 from .megatron import MegatronBERT
 
@@ -57,11 +59,11 @@ def get_pretrained_lm_model(
     """
     name = pretrained_model_name or ""
     if not name and checkpoint is None:
-        raise ValueError("no encoder named: pass --pretrained_model_name, or --bert_checkpoint (with --bert_config)")
+        raise ConfigError("no encoder named: pass --pretrained_model_name, or --bert_checkpoint (with --bert_config)")
     if name.lower() in MEGATRON_MODELS:
         missing = [flag for flag, value in (("--bert_config", config), ("--bert_checkpoint", checkpoint)) if not value]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"{name} is a Megatron-LM BERT whose weights nmod cannot download: pass its config.json with "
                 f"--bert_config and its checkpoint (model_optim_rng.pt, a release/ folder of mp_rank_XX shards, "
                 f"or a state dict) with --bert_checkpoint; missing: {' and '.join(missing)}"
@@ -77,7 +79,7 @@ def get_pretrained_lm_model(
         if _is_megatron_folder(found):
             return MegatronBERT(config_file=config, checkpoint=str(found), vocab_file=vocab, **kwargs)
         return BERT(pretrained_dir=str(found), config_file=config, **kwargs)
-    raise ValueError(
+    raise ConfigError(
         f"{name!r} is neither a local folder nor a model found on this machine (installed weights packages: "
         f"{sorted(PACKAGED_MODELS)}; Hugging Face cache). Getting it would need the internet, which nmod never "
         "uses: download it yourself and pass the folder (config.json + model.safetensors or pytorch_model.bin) "
