@@ -142,10 +142,13 @@ class NeuralModule(ABC):
         for port, tensor in inputs.items():
             result = ports[port].compare(tensor.ntype)
             if not result.accepts:
+                # NeMo grades another rank or set of axes INCOMPATIBLE, as it does unrelated meanings;
+                # say which of the two it is, so the reader looks at the right half of the types.
+                elements_fit = ports[port].elements_type.compare(tensor.ntype.elements_type).accepts
                 raise NeuralPortNmTensorMismatchError(
                     f"{type(self).__name__}.{port} (module '{self.name}') expects {ports[port]} but "
                     f"{type(tensor.producer).__name__}.{tensor.port} (module '{tensor.producer.name}') "
-                    f"gives {tensor.ntype}: {result.name}"
+                    f"gives {tensor.ntype}: {result.name}" + (" (the axes differ)" if elements_fit else "")
                 )
         call = ModuleCall(module=self, inputs=dict(inputs), index=len(self._calls))
         call.outputs = {port: NmTensor(call, port, ntype) for port, ntype in self.output_ports.items()}

@@ -3,6 +3,7 @@ from .lamb import Lamb
 from .lr_policies import (
     LR_POLICIES,
     CosineAnnealing,
+    DeferredLRPolicy,
     InverseSquareRootAnnealing,
     LRPolicy,
     PolynomialDecayAnnealing,
@@ -12,6 +13,7 @@ from .lr_policies import (
     WarmupAnnealing,
     WarmupHoldPolicy,
     WarmupPolicy,
+    bind_lr_policy,
     get_lr_policy,
 )
 from .novograd import Novograd
@@ -36,5 +38,7 @@ __all__ = [
     "PolynomialDecayAnnealing",
     "PolynomialHoldDecayAnnealing",
     "get_lr_policy",
+    "DeferredLRPolicy",
+    "bind_lr_policy",
     "LR_POLICIES",
 ]

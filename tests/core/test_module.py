@@ -180,7 +180,7 @@ def test_type_mismatch_message_names_both_modules_ports_types_and_result():
         cls(hidden_states=batch.input_ids)
     assert str(info.value) == (
         "ToyClassifier.hidden_states (module 'cls') expects (B, T, D) ChannelType but "
-        "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: INCOMPATIBLE"
+        "ToyDataLayer.input_ids (module 'data') gives (B, T) ChannelType: INCOMPATIBLE (the axes differ)"
     )
     assert isinstance(info.value, TypeError)
     assert cls._calls == []
