@@ -1,9 +1,11 @@
-"""Metrics in numpy: GLUE's per-task scores and a classification report (text classification, NER).
+"""Metrics in numpy: GLUE's per-task scores and a classification report (text classification, NER), and
+conlleval's entity-level scores (NER).
 
 Imports no torch, so evaluation code and tests can use it alone.
 """
 from .classification import (accuracy, binary_f1, class_ids, classification_report, confusion_matrix, format_report,
                              matthews_corrcoef, precision_recall_f1, save_confusion_matrix)
+from .conlleval import conlleval, conlleval_lines, format_conlleval
 from .correlation import pearson_corr, rankdata, spearman_corr
 from .glue import GLUE_MAIN_METRIC, GLUE_TASKS, glue_metrics, normalize_task_name
 
@@ -21,6 +23,9 @@ __all__ = [
     "binary_f1",
     "matthews_corrcoef",
     "class_ids",
+    "conlleval",
+    "conlleval_lines",
+    "format_conlleval",
     "pearson_corr",
     "spearman_corr",
     "rankdata",
