@@ -7,7 +7,7 @@ loads as it is; ``hf_checkpoint.py`` only strips the ``bert.`` prefix and TF-era
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from torch import nn
@@ -244,6 +244,15 @@ class BERT(TrainableNM):
             self.bert.apply(init_weights)
         else:
             load_bert_state_dict(self.bert, state, str(weights_file))
+
+    def self_contained_init_params(self) -> dict:
+        """Init params that rebuild this architecture from no file at all: every config field, no paths.
+
+        ``init_params`` may name the ``pretrained_dir``, ``checkpoint`` or ``config_file`` this module
+        was built from; a model folder (``nmod_nlp.model_folder``) writes these instead, with the
+        weights beside them, so it can be moved to a machine that has none of those files.
+        """
+        return {**asdict(self.config), "attention_impl": self.attention_impl}
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
         return self.bert(input_ids, token_type_ids, attention_mask, self.attention_impl)

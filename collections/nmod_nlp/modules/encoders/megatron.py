@@ -381,6 +381,15 @@ class MegatronBERT(TrainableNM):
             params["config"] = params["config"].to_dict()
         return params
 
+    def self_contained_init_params(self) -> dict[str, Any]:
+        """Init params that rebuild this architecture from no file at all: the resolved config, no paths.
+
+        ``init_params`` may name the ``config_file``, ``vocab_file`` and ``checkpoint`` this module was
+        built from; a model folder (``nmod_nlp.model_folder``) writes these instead, with the weights
+        beside them, so it can be moved to a machine that has none of those files.
+        """
+        return {"config": self.config.to_dict(), "attention_impl": self.attention_impl}
+
     @classmethod
     def from_config_file(
         cls, config_file: str, checkpoint: str | None = None, vocab_file: str | None = None, **kwargs
