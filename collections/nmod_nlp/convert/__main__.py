@@ -1,0 +1,54 @@
+"""``python -m nmod_nlp.convert <command>``: nmod models and Megatron-LM checkpoints as transformers folders.
+
+  megatron-to-hf  a pretrained Megatron-LM BERT checkpoint -> a transformers ``megatron-bert`` folder
+
+nmod's own errors (a missing file, a checkpoint that does not fit) print as one line,
+``error: <message>``, with exit status 2; ``--debug`` or ``NMOD_DEBUG=1`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from nmod_nlp.recipe import run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nmod_nlp.convert", description=__doc__.split("\n\n")[0])
+    p.add_argument("--debug", action="store_true", help="show the traceback of nmod's own errors")
+    commands = p.add_subparsers(dest="command", required=True, metavar="command")
+
+    m = commands.add_parser("megatron-to-hf", help="Megatron-LM BERT checkpoint -> transformers megatron-bert folder",
+                            description="Writes config.json, model.safetensors and the tokenizer files of a "
+                                        "transformers MegatronBertModel (the encoder; no pooler or pretraining heads).")
+    m.add_argument("--bert_checkpoint", required=True,
+                   help="model_optim_rng.pt, a Megatron save folder (release/ or iter_N/ with mp_rank_XX shards), "
+                        "a state dict, or a HF megatron-bert folder")
+    m.add_argument("--bert_config", default=None,
+                   help="Megatron config.json (hidden-size, num-layers, num-attention-heads, max-seq-length); "
+                        "optional when the checkpoint records its args")
+    m.add_argument("--vocab_file", required=True, help="the WordPiece vocab.txt the model was trained with")
+    m.add_argument("--out", required=True, help="folder to write the transformers model into")
+    m.add_argument("--do_lower_case", action=argparse.BooleanOptionalAction, default=None,
+                   help="the tokenizer lower-cases (default: the vocab folder's tokenizer_config.json, else yes)")
+    m.add_argument("--checkpoint_version", type=float, default=None,
+                   help="override the checkpoint_version stored in the checkpoint (its fused QKV row order)")
+    m.add_argument("--allow_unsafe_checkpoint", action="store_true",
+                   help="unpickle Python objects in the checkpoint: only for a file whose source you trust")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "megatron-to-hf":
+        from .hf import megatron_to_hf
+
+        out = megatron_to_hf(args.out, args.vocab_file, args.bert_checkpoint, args.bert_config, args.do_lower_case,
+                             args.checkpoint_version, args.allow_unsafe_checkpoint)
+        print(f"wrote a transformers megatron-bert folder to {out}")
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    run(lambda: main(argv), argv)

@@ -1,0 +1,166 @@
+"""Writing nmod encoders (and the heads Hugging Face can express) as ``transformers`` folders.
+
+A folder is ``config.json`` + ``model.safetensors`` + the tokenizer files (``vocab.txt``,
+``tokenizer_config.json``, ``special_tokens_map.json``), which ``transformers`` loads with
+``from_pretrained`` and ``pipeline``. Nothing here imports ``transformers``: the config and the
+parameter names are written from tables, the inverse of the readers in ``modules/encoders``.
+
+* ``BERT`` keeps Hugging Face's parameter names, so its state dict is written as it is.
+* ``MegatronBERT`` is renamed onto ``transformers``' ``megatron-bert`` names (``HF_MEGATRON_NAMES``),
+  its fused QKV split into query/key/value, and its padded vocabulary rows cut to the real vocabulary.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from nmod.core.errors import ConfigError, MissingFileError
+
+from ..modules.encoders.bert import BertConfig, BertModel
+from ..modules.encoders.megatron import MegatronBertConfig, MegatronBertModel
+
+__all__ = [
+    "HF_MEGATRON_NAMES",
+    "megatron_to_hf",
+    "bert_hf_config",
+    "bert_hf_state_dict",
+    "megatron_hf_config",
+    "megatron_hf_state_dict",
+    "write_hf_folder",
+    "write_tokenizer_files",
+]
+
+# nmod's MegatronBertModel name -> transformers' MegatronBertModel name, applied in order.
+HF_MEGATRON_NAMES = [
+    (r"^embedding\.tokentype_embeddings\.", "embeddings.token_type_embeddings."),
+    (r"^embedding\.", "embeddings."),
+    (r"^encoder\.layers\.(\d+)\.input_layernorm\.", r"encoder.layer.\1.attention.ln."),
+    (r"^encoder\.layers\.(\d+)\.self_attention\.dense\.", r"encoder.layer.\1.attention.output.dense."),
+    (r"^encoder\.layers\.(\d+)\.post_attention_layernorm\.", r"encoder.layer.\1.ln."),
+    (r"^encoder\.layers\.(\d+)\.mlp\.dense_h_to_4h\.", r"encoder.layer.\1.intermediate.dense."),
+    (r"^encoder\.layers\.(\d+)\.mlp\.dense_4h_to_h\.", r"encoder.layer.\1.output.dense."),
+    (r"^encoder\.final_layernorm\.", "encoder.ln."),
+]
+_QKV = re.compile(r"^encoder\.layers\.(\d+)\.self_attention\.query_key_value\.(weight|bias)$")
+
+# nmod's activation names -> transformers' ACT2FN names (the same functions).
+_HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_pytorch_tanh", "gelu_pytorch_tanh": "gelu_pytorch_tanh",
+                   "relu": "relu"}
+
+
+def megatron_hf_config(cfg: MegatronBertConfig) -> dict:
+    """``config.json`` of a ``transformers`` megatron-bert with ``cfg``'s sizes and real vocabulary."""
+    return {
+        "model_type": "megatron-bert",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_attention_heads,
+        "intermediate_size": cfg.ffn_hidden_size,
+        "hidden_act": _HF_ACTIVATIONS[cfg.activation],
+        "hidden_dropout_prob": cfg.hidden_dropout,
+        "attention_probs_dropout_prob": cfg.attention_dropout,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        # Megatron pretrains without token types (num_tokentypes=0); HF always has them: zeros then.
+        "type_vocab_size": cfg.num_tokentypes or 2,
+        "layer_norm_eps": cfg.layernorm_epsilon,
+        "initializer_range": 0.02,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+    }
+
+
+def megatron_hf_state_dict(model: MegatronBertModel) -> dict[str, torch.Tensor]:
+    """``model``'s weights under ``transformers.MegatronBertModel``'s names (no ``bert.`` prefix)."""
+    cfg = model.config
+    heads, head_dim = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    out = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu", torch.float32)
+        qkv = _QKV.match(key)
+        if qkv:  # rows [heads, (q, k, v), head_dim] -> three (hidden, ...) tensors
+            layer, kind = qkv.groups()
+            parts = value.reshape(heads, 3, head_dim, *value.shape[1:]).unbind(1)
+            for name, part in zip(("query", "key", "value"), parts):
+                out[f"encoder.layer.{layer}.attention.self.{name}.{kind}"] = part.reshape(cfg.hidden_size, *value.shape[1:])
+            continue
+        for pattern, replacement in HF_MEGATRON_NAMES:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    words = "embeddings.word_embeddings.weight"
+    out[words] = out[words][: cfg.vocab_size]  # rows past the real vocabulary are Megatron's padding
+    types = "embeddings.token_type_embeddings.weight"
+    if types not in out:
+        out[types] = torch.zeros(2, cfg.hidden_size)
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def bert_hf_config(cfg: BertConfig) -> dict:
+    """``config.json`` of a ``transformers`` BERT with ``cfg``'s sizes."""
+    values = {name: getattr(cfg, name) for name in BertConfig.__dataclass_fields__}
+    values["hidden_act"] = _HF_ACTIVATIONS.get(values["hidden_act"], values["hidden_act"])
+    return {"model_type": "bert", **values, "initializer_range": 0.02, "pad_token_id": 0,
+            "position_embedding_type": "absolute"}
+
+
+def bert_hf_state_dict(model: BertModel) -> dict[str, torch.Tensor]:
+    """``BertModel`` already uses ``transformers``' names."""
+    return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+
+
+def write_tokenizer_files(out: Path, vocab_file: str | Path, do_lower_case: bool, max_length: int) -> None:
+    """A WordPiece tokenizer as ``AutoTokenizer`` reads it: ``vocab.txt`` and its settings."""
+    vocab_file = Path(vocab_file)
+    if not vocab_file.is_file():
+        raise MissingFileError(f"vocab file {vocab_file} does not exist")
+    shutil.copyfile(vocab_file, out / "vocab.txt")
+    specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+                "mask_token": "[MASK]"}
+    _write_json(out / "special_tokens_map.json", specials)
+    _write_json(out / "tokenizer_config.json", {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
+                                                "model_max_length": max_length, **specials})
+
+
+def write_hf_folder(out: str | Path, config: dict, state: dict[str, torch.Tensor], architecture: str,
+                    vocab_file: str | Path, do_lower_case: bool) -> Path:
+    """``config.json`` (with ``architectures``), ``model.safetensors`` and the tokenizer files."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder to write the transformers model into")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "config.json", {"architectures": [architecture], **config})
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    write_tokenizer_files(out, vocab_file, do_lower_case, config["max_position_embeddings"])
+    return out
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def megatron_to_hf(out: str | Path, vocab_file: str | Path, checkpoint: str | Path, config_file: str | Path | None = None,
+                   do_lower_case: bool | None = None, checkpoint_version: float | None = None,
+                   allow_unsafe_checkpoint: bool = False) -> Path:
+    """A pretrained Megatron-LM BERT (any format ``MegatronBERT`` reads, tensor-parallel shards merged)
+    as a ``transformers`` megatron-bert folder for ``MegatronBertModel.from_pretrained``.
+
+    The encoder only: Megatron's pooler and pretraining heads are not carried over, so
+    ``MegatronBertModel`` initialises its pooler afresh (and says so) when loading the folder.
+    """
+    from ..modules.encoders.megatron import MegatronBERT
+    from ..tokenizers.tokenizer_utils import _infer_lower_case
+
+    encoder = MegatronBERT(config_file=None if config_file is None else str(config_file), checkpoint=str(checkpoint),
+                           vocab_file=str(vocab_file), checkpoint_version=checkpoint_version,
+                           allow_unsafe_checkpoint=allow_unsafe_checkpoint)
+    if do_lower_case is None:
+        do_lower_case = _infer_lower_case(None, Path(vocab_file))
+    model = encoder.language_model
+    return write_hf_folder(out, megatron_hf_config(model.config), megatron_hf_state_dict(model), "MegatronBertModel",
+                           vocab_file, do_lower_case)
