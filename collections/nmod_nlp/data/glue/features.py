@@ -12,8 +12,6 @@ built by rank 0 alone under torch.distributed, as the SQuAD cache is.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +19,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
+
+from ..feature_cache import feature_cache_path  # noqa: F401 (re-exported)
+from ..feature_cache import load_or_build_features as load_or_build_cached
 
 __all__ = ["SentenceFeatures", "truncate_pair_lengths", "encode_sentences", "load_or_build_features",
            "feature_cache_path"]
@@ -113,69 +114,11 @@ def encode_sentences(tokenizer, texts_a: Sequence[str], texts_b: Optional[Sequen
                             np.arange(len(rows), dtype=np.int64), truncated)
 
 
-# ---- the cache --------------------------------------------------------------------------------------
-def feature_cache_path(data_file: str | Path, key: dict) -> Path:
-    """`{data_file}.{tag}-{hash of key}.cache.pt`: one file per set of settings, beside the data."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(data_file)
-    return path.with_name(f"{path.name}.{key.get('tag', 'features')}-{digest}.cache.pt")
-
-
-def _dist_rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _read_cache(path: Path, key: dict) -> Optional[SentenceFeatures]:
-    if not path.is_file():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("key") != key:
-            logger.warning("feature cache %s was written for other settings; rebuilding it", path)
-            return None
-        return SentenceFeatures.from_tensors(blob["features"])
-    except Exception as e:  # a cache is never worth failing a run for
-        logger.warning("feature cache %s is unreadable (%s); rebuilding it", path, e)
-        return None
-
-
-def _write_cache(path: Path, key: dict, features: SentenceFeatures) -> None:
-    from nmod.backends.pytorch import atomic_torch_save
-
-    try:
-        atomic_torch_save({"key": key, "features": features.to_tensors()}, path)
-        logger.info("wrote feature cache %s", path)
-    except OSError as e:
-        logger.warning("could not write the feature cache %s (%s); features will be rebuilt next time", path, e)
-
-
 def load_or_build_features(data_file: str | Path, key: dict, build: Callable[[], SentenceFeatures],
                            use_cache: bool = True) -> tuple[SentenceFeatures, Optional[Path]]:
-    """Features from the cache beside `data_file` when one was written for `key`, else `build()` (and cache).
+    """Sentence features from the shared feature cache (`nmod_nlp.data.feature_cache`), or `build()`.
 
     `key` must hold everything that changes the features (the data file's hash, the reader's
-    settings, the tokenizer's fingerprint, max_seq_length) plus `format`. Under torch.distributed,
-    rank 0 builds and writes while the others wait at a barrier and then read its file. Returns the
-    features and the cache path (None when caching is off).
+    settings, the tokenizer's fingerprint, max_seq_length); the cache format is added here.
     """
-    if not use_cache:
-        return build(), None
-    key = {**key, "format": CACHE_FORMAT}
-    path = feature_cache_path(data_file, key)
-    rank, world = _dist_rank_world()
-    features = None
-    if rank == 0:
-        features = _read_cache(path, key)
-        if features is None:
-            features = build()
-            _write_cache(path, key, features)
-    if world > 1:
-        torch.distributed.barrier()
-    if rank != 0:
-        features = _read_cache(path, key)
-        if features is None:  # rank 0 could not write (read-only folder): build locally
-            features = build()
-    return features, path
+    return load_or_build_cached(data_file, {**key, "format": CACHE_FORMAT}, build, SentenceFeatures, use_cache)

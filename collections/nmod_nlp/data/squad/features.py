@@ -12,9 +12,6 @@ SQuAD train is one `torch.save` of a few tensors and loads in well under a secon
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
@@ -22,12 +19,13 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..feature_cache import feature_cache_path  # noqa: F401 (re-exported)
+from ..feature_cache import load_or_build_features as load_or_build_cached
 from .reader import SquadData
 
 __all__ = ["SquadFeatures", "convert_examples_to_features", "feature_cache_key", "feature_cache_path",
            "load_or_create_features", "UNIQUE_ID_BASE"]
 
-logger = logging.getLogger("nmod_nlp.squad")
 
 UNIQUE_ID_BASE = 1000000000  # as BERT's run_squad.py numbers features
 _CACHE_FORMAT = 1
@@ -168,73 +166,18 @@ def feature_cache_key(data: SquadData, tokenizer, max_seq_length: int, doc_strid
         "doc_stride": int(doc_stride),
         "max_query_length": int(max_query_length),
         "mode": data.mode,
+        "tag": data.mode,  # names the cache file: train-v1.1.json.train-<hash>.cache.pt
         "version_2_with_negative": bool(data.version_2_with_negative),
     }
 
 
-def feature_cache_path(data_file: str | Path, key: dict) -> Path:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(data_file)
-    return path.with_name(f"{path.name}.{key['mode']}-{digest}.cache.pt")
-
-
-def _dist_rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _read_cache(path: Path, key: dict) -> Optional[SquadFeatures]:
-    if not path.is_file():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("key") != key:
-            logger.warning("feature cache %s was written for other settings; rebuilding it", path)
-            return None
-        return SquadFeatures.from_tensors(blob["features"])
-    except Exception as e:  # a cache is never worth failing a run for
-        logger.warning("feature cache %s is unreadable (%s); rebuilding it", path, e)
-        return None
-
-
-def _write_cache(path: Path, key: dict, features: SquadFeatures) -> None:
-    from nmod.backends.pytorch import atomic_torch_save
-
-    try:
-        atomic_torch_save({"key": key, "features": features.to_tensors()}, path)
-        logger.info("wrote SQuAD feature cache %s", path)
-    except OSError as e:
-        logger.warning("could not write the feature cache %s (%s); features will be rebuilt next time", path, e)
-
-
 def load_or_create_features(data: SquadData, tokenizer, max_seq_length: int = 384, doc_stride: int = 128,
                             max_query_length: int = 64, use_cache: bool = True) -> tuple[SquadFeatures, Optional[Path]]:
-    """Features from the cache next to the data file, or built (and cached) now.
-
-    Under torch.distributed, rank 0 builds and writes while the other ranks wait at a barrier and then
-    read its file, so N processes neither tokenize N times nor race on one file. Without an initialised
-    process group this is the single-process path. Returns the features and the cache path (None when
+    """Features from the shared feature cache next to the data file (`nmod_nlp.data.feature_cache`:
+    rank 0 builds, the others read), or built now. Returns the features and the cache path (None when
     caching is off).
     """
     _check_lengths(max_seq_length, max_query_length, doc_stride)
     build = lambda: convert_examples_to_features(data, tokenizer, max_seq_length, doc_stride, max_query_length)  # noqa
-    if not use_cache:
-        return build(), None
     key = feature_cache_key(data, tokenizer, max_seq_length, doc_stride, max_query_length)
-    path = feature_cache_path(data.path, key)
-    rank, world = _dist_rank_world()
-    features = None
-    if rank == 0:
-        features = _read_cache(path, key)
-        if features is None:
-            features = build()
-            _write_cache(path, key, features)
-    if world > 1:
-        torch.distributed.barrier()
-    if rank != 0:
-        features = _read_cache(path, key)
-        if features is None:  # rank 0 could not write (read-only folder): build locally
-            features = build()
-    return features, path
+    return load_or_build_cached(data.path, key, build, SquadFeatures, use_cache)
