@@ -9,7 +9,7 @@ from nmod.core.errors import ConfigError, MissingFileError
 
 from .bert_tokenizer import BertWordPieceTokenizer
 
-__all__ = ["get_tokenizer", "resolve_vocab_file", "BERT_TOKENIZER_NAMES"]
+__all__ = ["get_tokenizer", "resolve_vocab_file", "data_layer_tokenizer", "BERT_TOKENIZER_NAMES"]
 
 BERT_TOKENIZER_NAMES = ("nemobert", "bert", "wordpiece", "bert-wordpiece")
 
@@ -92,3 +92,22 @@ def get_tokenizer(
     if do_lower_case is None:
         do_lower_case = _infer_lower_case(pretrained_model_name, vocab_path)
     return BertWordPieceTokenizer(vocab_path, do_lower_case=do_lower_case)
+
+
+def data_layer_tokenizer(layer, tokenizer=None, tokenizer_name: str = "nemobert",
+                         pretrained_model_name: Optional[str] = None, vocab_file: Optional[str] = None,
+                         do_lower_case: Optional[bool] = None) -> BertWordPieceTokenizer:
+    """A data layer's tokenizer: the object passed in (NeMo's recipes pass one), else one built by name.
+
+    A data layer exports to YAML through its captured init params, and a tokenizer object is not a
+    primitive: when one was passed, the params get the primitives that rebuild it (its vocab file and
+    casing) in its place.
+    """
+    if tokenizer is None:
+        tokenizer = get_tokenizer(tokenizer_name, pretrained_model_name, vocab_file, do_lower_case)
+    params = getattr(layer, "_init_params", None)
+    if isinstance(params, dict) and params.get("tokenizer") is not None:
+        params.pop("tokenizer")
+        params["vocab_file"] = str(tokenizer.vocab_file)
+        params["do_lower_case"] = bool(tokenizer.do_lower_case)
+    return tokenizer

@@ -14,7 +14,7 @@ import numpy as np
 from nmod.backends.pytorch import DataLayerNM
 from nmod.types import ChannelType, ElementType, LabelsType, MaskType, NeuralType, RegressionValuesType
 
-from ...tokenizers import get_tokenizer
+from ...tokenizers import data_layer_tokenizer
 from ..batching import BucketBatchSampler, PadCollate
 from .dataset import NO_LABEL_ID, SentenceDataset
 from .features import SentenceFeatures, encode_sentences, load_or_build_features
@@ -45,15 +45,8 @@ class SentenceDataLayer(DataLayerNM):
 
     def _set_tokenizer(self, tokenizer, tokenizer_name: str, pretrained_model_name: Optional[str],
                        vocab_file: Optional[str], do_lower_case: Optional[bool]) -> None:
-        if tokenizer is None:
-            tokenizer = get_tokenizer(tokenizer_name, pretrained_model_name, vocab_file, do_lower_case)
-        params = getattr(self, "_init_params", None)
-        if isinstance(params, dict) and params.get("tokenizer") is not None:
-            # Export the primitives that rebuild this tokenizer, never the object itself.
-            params.pop("tokenizer")
-            params["vocab_file"] = str(tokenizer.vocab_file)
-            params["do_lower_case"] = bool(tokenizer.do_lower_case)
-        self.tokenizer = tokenizer
+        self.tokenizer = data_layer_tokenizer(self, tokenizer, tokenizer_name, pretrained_model_name, vocab_file,
+                                              do_lower_case)
 
     def _build(self, data_file: Path, texts_a: list, texts_b: Optional[list], labels: np.ndarray,
                cache_key: dict, max_seq_length: int, batch_size: int, shuffle: bool, use_cache: bool,

@@ -6,7 +6,7 @@ from typing import Optional
 from nmod.backends.pytorch import DataLayerNM
 from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
 
-from ...tokenizers import get_tokenizer
+from ...tokenizers import data_layer_tokenizer
 from ..batching import BucketBatchSampler, PadCollate
 from .dataset import SquadDataset
 from .evaluation import SquadEvaluator
@@ -61,14 +61,8 @@ class BertQuestionAnsweringDataLayer(DataLayerNM):
         name: Optional[str] = None,
     ):
         super().__init__(name=name)
-        if tokenizer is None:
-            tokenizer = get_tokenizer(tokenizer_name, pretrained_model_name, vocab_file, do_lower_case)
-        params = getattr(self, "_init_params", None)
-        if isinstance(params, dict) and params.get("tokenizer") is not None:
-            # Export the primitives that rebuild this tokenizer, never the object itself.
-            params.pop("tokenizer")
-            params["vocab_file"] = str(tokenizer.vocab_file)
-            params["do_lower_case"] = bool(tokenizer.do_lower_case)
+        tokenizer = data_layer_tokenizer(self, tokenizer, tokenizer_name, pretrained_model_name, vocab_file,
+                                         do_lower_case)
         self.tokenizer = tokenizer
         self.mode = mode
         self.batch_size = batch_size
