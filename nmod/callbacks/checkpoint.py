@@ -9,11 +9,14 @@ __all__ = ["CheckpointCallback"]
 
 
 class CheckpointCallback(Callback):
-    """Checkpoints go to `folder/step-XXXXXXXX/` (one file per module + `trainer.pt` + a manifest),
-    written to a temporary folder and renamed, so the last good checkpoint is never half-written.
+    """Checkpoints go to `folder/step-XXXXXXXX/` (one file per module + `trainer.pt` + a manifest of
+    their sizes and SHA-256), written to a temporary folder and renamed, so the last good checkpoint is
+    never half-written. Old ones are pruned beyond `checkpoints_to_keep` only once the new one is in
+    place; a failed write (a full disk) stops training with CheckpointWriteError and prunes nothing.
 
-    `load_from_folder` (default: `folder`) is searched for the latest complete checkpoint before
-    training starts; the run then resumes exactly where it stopped. Only rank 0 writes.
+    `load_from_folder` (default: `folder`) is searched for the newest intact checkpoint before training
+    starts (a damaged newer one is skipped with a warning); the run then resumes exactly where it
+    stopped. Only rank 0 writes.
     """
 
     def __init__(

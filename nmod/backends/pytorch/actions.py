@@ -17,6 +17,7 @@ from nmod.actions import Actions, validate_optimization_params
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, TrainingState
 from nmod.core import Graph, GraphError, NmTensor
 from nmod.core.config import class_path
+from nmod.core.errors import CheckpointError
 from nmod.optim import LRPolicy, get_optimizer
 from nmod.optim.lr_policies import bind_lr_policy
 from nmod.types import LossType
@@ -380,19 +381,39 @@ class PtActions(Actions):
                 "rng": ckpt.rng_state(), "world_size": self.dist.world_size, "seed": self.seed}
 
     def save_checkpoint(self, folder: str, keep: int) -> None:
+        """Rank 0 writes `folder/step-XXXXXXXX/`; a failed write stops every rank (CheckpointWriteError)."""
         self._active_run("checkpoints")
+        error: Optional[BaseException] = None
         if self.is_main:
             modules, classes = self._checkpoint_modules()
-            path = ckpt.save_checkpoint(folder, self.state.step, modules, classes, self._trainer_state(), keep)
-            logger.info(f"Saved checkpoint {path}")
-        self.dist.barrier()
+            try:
+                path = ckpt.save_checkpoint(folder, self.state.step, modules, classes, self._trainer_state(), keep)
+                logger.info(f"Saved checkpoint {path}")
+            except Exception as e:  # raised below, once the other ranks know to stop too
+                error = e
+        # note: an all-reduce when distributed (it is the barrier that keeps ranks together here)
+        saved_everywhere = self.dist.all_true(error is None, self.device)
+        if error is not None:
+            raise error
+        if not saved_everywhere:
+            raise ckpt.CheckpointWriteError(
+                f"Rank 0 could not write checkpoint step-{self.state.step:08d} in {folder} (its log has the "
+                "reason); training stops on every rank, and the earlier checkpoints are intact.")
 
     def restore_checkpoint(self, folder: Optional[str], required: bool = False) -> bool:
+        """Resume from the newest intact checkpoint in `folder` (damaged newer ones are skipped, with a warning)."""
         run = self._active_run("checkpoints")
-        path = ckpt.latest_checkpoint(folder) if folder else None
+        path = ckpt.newest_intact_checkpoint(folder) if folder else None
+        if self.dist.enabled:  # a file system that differs between nodes would resume ranks from different steps
+            chosen = self.dist.gather_objects(None if path is None else path.name)
+            if len(set(chosen)) > 1:
+                raise CheckpointError(
+                    f"Ranks found different newest intact checkpoints in {folder}: "
+                    + ", ".join(f"rank {r}: {c or 'none'}" for r, c in enumerate(chosen))
+                    + ". Every rank must see the same files (a shared folder, fully synced).")
         if path is None:
             if required:
-                raise FileNotFoundError(f"No complete checkpoint (step-*/manifest.json) in {folder}")
+                raise FileNotFoundError(f"No checkpoint (step-*/manifest.json) in {folder}")
             return False
         modules, classes = self._checkpoint_modules()
         ckpt.load_module_weights(path, modules, classes)

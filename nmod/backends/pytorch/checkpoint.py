@@ -1,81 +1,292 @@
-"""Checkpoint folders: one weights file per module, the trainer state, and a manifest, renamed into place."""
+"""Checkpoint folders: one weights file per module, the trainer state, and a manifest, renamed into place.
+
+The manifest records each file's size and SHA-256 (hashed while it was written); before a checkpoint is
+used its files are checked against it, and a damaged newest folder gives way to the newest intact one.
+"""
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import random
 import re
 import shutil
 import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .serialization import load_weights
+from nmod.core.errors import CheckpointError
 
-__all__ = ["check_fits", "save_checkpoint", "latest_checkpoint", "read_manifest", "rng_state", "set_rng_state", "CheckpointMismatchError"]
+from .serialization import FileDigest, file_digest, load_weights, save_hashed
+
+__all__ = ["check_fits", "save_checkpoint", "latest_checkpoint", "newest_intact_checkpoint", "verify_checkpoint",
+           "read_manifest", "rng_state", "set_rng_state", "CheckpointProblem", "CheckpointMismatchError",
+           "CheckpointDamagedError", "CheckpointWriteError", "FORMAT"]
+
+logger = logging.getLogger("nmod")
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 MANIFEST = "manifest.json"
 TRAINER = "trainer.pt"
+FORMAT = "nmod-checkpoint-2"  # the manifest lists every file with its size and SHA-256
+_UNHASHED_FORMAT = "nmod-checkpoint-1"  # still read: files are checked by existence and their zip CRCs
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CheckpointError):
     """The checkpoint was written for other modules than the ones being trained."""
+
+
+class CheckpointDamagedError(CheckpointError):
+    """No checkpoint in the folder is intact: each one has a missing, truncated or altered file."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (disk full, permissions, I/O error); the earlier ones are untouched.
+
+    Also an OSError, with the `errno` of the failure that caused it, so `except OSError` still sees it.
+    """
+
+
+@dataclass(frozen=True)
+class CheckpointProblem:
+    """One thing wrong with a checkpoint folder: the file and what is wrong with it."""
+
+    file: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.what}"
 
 
 def save_checkpoint(folder: str | os.PathLike, step: int, modules: Dict[str, torch.nn.Module],
                     module_classes: Dict[str, str], trainer_state: dict, keep: int) -> Path:
-    """Write `folder/step-XXXXXXXX/` atomically (build a hidden temp folder, then rename it)."""
+    """Write `folder/step-XXXXXXXX/` atomically, check it, then prune all but the newest `keep` checkpoints.
+
+    The files go to a hidden temp folder, hashed as they are written, with a manifest of their sizes and
+    SHA-256; the folder is renamed into place and its files' sizes checked against the manifest. Only
+    then are old checkpoints pruned. A failed write removes the temp folder and raises
+    CheckpointWriteError; the earlier checkpoints are never touched.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}.", dir=folder))
+    writing = "the temporary folder"
+    tmp: Optional[Path] = None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
+        files: Dict[str, FileDigest] = {}
         for name, module in modules.items():
-            _save_synced(module.state_dict(), tmp / f"{name}.pt")
-        _save_synced(trainer_state, tmp / TRAINER)
-        manifest = {"step": step, "modules": module_classes, "format": "nmod-checkpoint-1"}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            writing = f"{name}.pt"
+            files[writing] = save_hashed(module.state_dict(), tmp / writing)
+        writing = TRAINER
+        files[TRAINER] = save_hashed(trainer_state, tmp / TRAINER)
+        writing = MANIFEST
+        manifest = {"format": FORMAT, "step": step, "modules": module_classes,
+                    "files": {f: d.to_json() for f, d in files.items()}}
+        _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
+        _fsync_dir(tmp)
+        writing = f"the rename to {final.name}"
+        _replace_dir(tmp, final)
+        _fsync_dir(folder)
+    except OSError as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_error(folder, final, f"{e} (writing {writing})", e) from e
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in _complete_checkpoints(folder)[:-keep]:
+    # The files were hashed as they were written: reading them back, a size check is enough.
+    problems = verify_checkpoint(final, hashes=False)
+    if problems:
+        shutil.rmtree(final, ignore_errors=True)
+        raise _write_error(folder, final, f"it reads back damaged ({'; '.join(map(str, problems))})", None)
+    # Folders of later steps are left alone: the run fell back from them (they were damaged) and will
+    # write them again when it gets there.
+    done = [p for p in _step_dirs(folder) if _step_of(p) <= step]
+    for old in done[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def _save_synced(obj, path: Path) -> None:
+def _write_error(folder: Path, final: Path, why: str, cause: Optional[OSError]) -> CheckpointWriteError:
+    earlier = [p for p in _step_dirs(folder) if p != final]
+    kept = (f"the earlier checkpoints in {folder} are intact (newest: {earlier[-1].name}) and none was pruned"
+            if earlier else f"there is no earlier checkpoint in {folder}")
+    error = CheckpointWriteError(f"Could not write checkpoint {final}: {why}. Training stops here; {kept}. "
+                                 "Fix the cause (free disk space, for one) and run again to resume.")
+    error.errno = cause.errno if cause is not None else errno.EIO
+    return error
+
+
+def _write_synced(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
-        torch.save(obj, f)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
 
+def _fsync_dir(path: Path) -> None:
+    """Make a folder's entries (new files, a rename) durable; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst`; an existing `dst` (the same step, written again after a resume) is moved
+    aside first and deleted only once `src` is in its place."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
+    os.replace(dst, aside / dst.name)
+    os.replace(src, dst)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _step_dirs(folder: Path) -> List[Path]:
+    """Every `step-XXXXXXXX` folder, oldest first, whether or not it is complete."""
+    found = [p for p in (folder.iterdir() if folder.is_dir() else []) if _STEP_DIR.match(p.name) and p.is_dir()]
+    return sorted(found, key=_step_of)
+
+
+def _step_of(path: Path) -> int:
+    return int(_STEP_DIR.match(path.name).group(1))
+
+
 def _complete_checkpoints(folder: Path) -> List[Path]:
-    found = []
-    for p in folder.iterdir() if folder.is_dir() else []:
-        m = _STEP_DIR.match(p.name)
-        if m and (p / MANIFEST).is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+    return [p for p in _step_dirs(folder) if (p / MANIFEST).is_file()]
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Optional[Path]:
+    """The newest folder with a manifest, not checked further (see `newest_intact_checkpoint`)."""
     found = _complete_checkpoints(Path(folder))
     return found[-1] if found else None
 
 
+def verify_checkpoint(path: str | os.PathLike, hashes: bool = True) -> List[CheckpointProblem]:
+    """What is wrong with the checkpoint folder `path`: an empty list when it is intact.
+
+    Every file the manifest lists must exist with its recorded size and (with `hashes`) SHA-256; the
+    manifest must list a weights file per module and `trainer.pt`. A manifest of the first format
+    records no hashes: its files must exist and pass their zip archives' CRC checks.
+    """
+    path = Path(path)
+    try:
+        manifest = read_manifest(path)
+    except CheckpointError as e:
+        return [CheckpointProblem(MANIFEST, "missing" if not (path / MANIFEST).exists() else
+                                  f"unreadable ({e.__cause__ or e})")]
+    fmt = manifest.get("format")
+    if fmt == _UNHASHED_FORMAT:
+        return _verify_unhashed(path, manifest)
+    if fmt != FORMAT:
+        return [CheckpointProblem(MANIFEST, f"unknown format {fmt!r}; this nmod reads {FORMAT!r} and "
+                                            f"{_UNHASHED_FORMAT!r}")]
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return [CheckpointProblem(MANIFEST, "has no 'files' table")]
+    problems = [CheckpointProblem(f, "not listed in the manifest")
+                for f in _expected_files(manifest) if f not in files]
+    for name, recorded in files.items():
+        problems += _check_file(path / name, recorded, hashes)
+    return problems
+
+
+def _expected_files(manifest: dict) -> List[str]:
+    return [f"{name}.pt" for name in manifest.get("modules", {})] + [TRAINER]
+
+
+def _check_file(file: Path, recorded: dict, hashes: bool) -> List[CheckpointProblem]:
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("size"), int):
+        return [CheckpointProblem(file.name, f"the manifest's entry {recorded!r} has no size")]
+    if not file.is_file():
+        return [CheckpointProblem(file.name, "missing")]
+    size, recorded_size = file.stat().st_size, recorded["size"]
+    if size != recorded_size:
+        what = "truncated to" if size < recorded_size else "grown to"
+        return [CheckpointProblem(file.name, f"{what} {size} bytes, the manifest records {recorded_size}")]
+    if hashes:
+        try:
+            actual = file_digest(file)
+        except OSError as e:
+            return [CheckpointProblem(file.name, f"unreadable ({e})")]
+        if actual.sha256 != recorded.get("sha256"):
+            return [CheckpointProblem(file.name, f"altered: its SHA-256 is {actual.sha256[:16]}..., the manifest "
+                                                 f"records {str(recorded.get('sha256'))[:16]}...")]
+    return []
+
+
+def _verify_unhashed(path: Path, manifest: dict) -> List[CheckpointProblem]:
+    problems = []
+    for name in _expected_files(manifest):
+        file = path / name
+        if not file.is_file():
+            problems.append(CheckpointProblem(name, "missing"))
+            continue
+        try:
+            with zipfile.ZipFile(file) as archive:
+                bad = archive.testzip()  # reads every member and checks its CRC-32
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            problems.append(CheckpointProblem(name, f"not a complete torch.save archive: {e}"))
+            continue
+        if bad is not None:
+            problems.append(CheckpointProblem(name, f"CRC check fails for its member {bad}"))
+    return problems
+
+
+def newest_intact_checkpoint(folder: str | os.PathLike) -> Optional[Path]:
+    """The newest `step-*` folder in `folder` that `verify_checkpoint` finds intact; None if there is none.
+
+    Damaged newer folders are skipped with one warning naming each, its files and what is wrong. When
+    folders exist but none is intact, CheckpointDamagedError lists what was found in each.
+    """
+    folder = Path(folder)
+    damaged: List[tuple] = []
+    for path in reversed(_step_dirs(folder)):
+        problems = verify_checkpoint(path)
+        if not problems:
+            if damaged:
+                logger.warning(f"Checkpoint {_describe(damaged)}; using {path}, the newest intact checkpoint, instead")
+            if read_manifest(path).get("format") == _UNHASHED_FORMAT:
+                logger.info(f"{path} was written before checkpoints recorded file hashes ({_UNHASHED_FORMAT}): "
+                            "checked that its files exist and pass their zip CRC checks")
+            return path
+        damaged.append((path, problems))
+    if damaged:
+        raise CheckpointDamagedError(
+            f"No intact checkpoint in {folder}: {_describe(damaged)}. Restore the files, or move the damaged "
+            "folders away to start from scratch.")
+    return None
+
+
+def _describe(damaged: List[tuple]) -> str:
+    return "; ".join(f"{path} is damaged ({'; '.join(map(str, problems))})" for path, problems in damaged)
+
+
 def read_manifest(path: Path) -> dict:
     try:
-        return json.loads((path / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"Cannot read checkpoint manifest {path / MANIFEST}: {e}") from None
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"Cannot read checkpoint manifest {path / MANIFEST}: {e}") from e
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"Cannot read checkpoint manifest {path / MANIFEST}: expected a JSON object, "
+                              f"found {type(manifest).__name__}")
+    return manifest
 
 
 def load_module_weights(path: Path, modules: Dict[str, torch.nn.Module], module_classes: Dict[str, str],
@@ -144,10 +355,10 @@ def check_fits(module: torch.nn.Module, state: dict, where: str) -> None:
 
 
 def load_latest(folder: str | os.PathLike, modules: Sequence[torch.nn.Module]) -> Path:
-    """Load the newest complete checkpoint in `folder` into `modules` (TrainableNMs); return its path."""
-    path = latest_checkpoint(folder)
+    """Load the newest intact checkpoint in `folder` into `modules` (TrainableNMs); return its path."""
+    path = newest_intact_checkpoint(folder)
     if path is None:
-        raise FileNotFoundError(f"No complete checkpoint (step-*/manifest.json) in {folder}")
+        raise FileNotFoundError(f"No checkpoint (step-*/manifest.json) in {folder}")
     files = module_file_names([m.name for m in modules])
     by_file = {files[m.name]: m for m in modules}
     classes = {k: f"{type(m).__module__}.{type(m).__qualname__}" for k, m in by_file.items()}
