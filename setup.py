@@ -31,5 +31,7 @@ setup(
                                "data/text_classification/samples/*.tsv"]},
     install_requires=read_requirements("requirements.txt"),
     extras_require={"test": read_requirements("requirements-test.txt"), "tensorboard": ["tensorboard"],
-                    "plots": ["matplotlib"]},
+                    "plots": ["matplotlib"],
+                    # nf.deployment_export(..., DeploymentFormat.ONNX): torch's TorchScript-based ONNX exporter.
+                    "export": ["onnx>=1.15"]},
 )

@@ -8,7 +8,7 @@ import sys
 from enum import Enum
 from typing import Any, List, Optional, Sequence
 
-__all__ = ["NeuralModuleFactory", "DeviceType", "Backend"]
+__all__ = ["NeuralModuleFactory", "DeviceType", "Backend", "DeploymentFormat"]
 
 logger = logging.getLogger("nmod")
 
@@ -21,6 +21,16 @@ class DeviceType(Enum):
 
 class Backend(Enum):
     PyTorch = "pytorch"
+
+
+class DeploymentFormat(Enum):
+    """What `NeuralModuleFactory.deployment_export` writes (NeMo 0.11's names); ``AUTO`` picks it from the
+    output's extension: ``.onnx`` ONNX, ``.ts``/``.pt`` TorchScript, ``.pth``/``.bin`` PyTorch weights + YAML."""
+
+    AUTO = 0
+    PYTORCH = 1
+    TORCHSCRIPT = 2
+    ONNX = 3
 
 
 class NeuralModuleFactory:
@@ -125,6 +135,16 @@ class NeuralModuleFactory:
         """See `nmod.actions.Actions.infer`: `cache=True` keeps the batches, `use_cache=True` reads them."""
         return self._actions.infer(tensors, checkpoint_dir, cache=cache, use_cache=use_cache,
                                    offload_to_cpu=offload_to_cpu)
+
+    def deployment_export(self, module, output: str, d_format: DeploymentFormat = DeploymentFormat.AUTO,
+                          input_example: Any = None, output_example: Any = None) -> str:
+        """Export a module, or a graph (a `Graph` or the tensors it ends in), for deployment: TorchScript
+        and ONNX traced on `input_example` (a dict {port: tensor} or a tuple in port order) with dynamic
+        batch and time axes; PYTORCH writes weights + YAML config. See `nmod.backends.pytorch.export`
+        and docs/inference_export.md."""
+        from nmod.backends.pytorch.export import deployment_export
+
+        return str(deployment_export(module, output, d_format, input_example, output_example))
 
 
 def _pick_device(placement: Any, local_rank: Optional[int]):
