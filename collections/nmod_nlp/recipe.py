@@ -23,7 +23,9 @@ import nmod
 from nmod.callbacks import Callback, CheckpointCallback, SimpleLossLoggerCallback
 from nmod.core import NmTensor, NmodError
 from nmod.core.config import write_yaml
+from nmod.optim import get_lr_policy
 
+from .model_folder import save_model_folder
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
 from .tokenizers import BertWordPieceTokenizer, get_tokenizer
 
@@ -40,7 +42,9 @@ __all__ = [
     "build_tokenizer",
     "optimization_params",
     "training_callbacks",
+    "train",
     "save_resolved_args",
+    "save_model",
     "run",
 ]
 
@@ -221,6 +225,47 @@ def training_callbacks(args: argparse.Namespace, loss: NmTensor, nf: nmod.Neural
                            epoch_freq=args.save_epoch_freq or -1, step_freq=args.save_step_freq or -1),
     ]
 
+
+def save_model(
+    args: argparse.Namespace,
+    nf: nmod.NeuralModuleFactory,
+    task: str,
+    modules: dict,
+    tokenizer: BertWordPieceTokenizer,
+    labels: Optional[dict] = None,
+    extra: Optional[dict] = None,
+) -> Optional[Path]:
+    """Write the trained model to ``work_dir/model`` (rank 0 only; other ranks return None).
+
+    The folder (``nmod_nlp.model_folder``) holds each module's config and weights, the tokenizer,
+    ``labels`` (label map name -> label names in class-id order) and ``extra`` (the task settings
+    inference needs), so ``load_model_folder`` rebuilds the model from it alone. A recipe calls this
+    once, after ``nf.train``::
+
+        recipe.save_model(args, nf, task="ner", modules={"encoder": encoder, "head": classifier},
+                          tokenizer=tokenizer, labels={"labels": label_names}, extra={"max_seq_length": ...})
+    """
+    if nf.global_rank != 0:
+        return None
+    path = save_model_folder(Path(args.work_dir) / "model", task, modules, tokenizer, labels, extra)
+    logger.info("wrote the model folder %s (load it with nmod_nlp.model_folder.load_model_folder)", path)
+    return path
+
+
+
+def train(nf: nmod.NeuralModuleFactory, args: argparse.Namespace, loss: NmTensor,
+          callbacks: Sequence[Callback] = ()) -> None:
+    """``nf.train`` on ``loss`` as the training flags say, with the loss logger, the checkpoint writer
+    and the task's own ``callbacks`` (its evaluators). The lr policy gets no step count: the executor
+    binds it to the run's own."""
+    nf.train(
+        tensors_to_optimize=[loss],
+        optimizer=args.optimizer,
+        optimization_params=optimization_params(args),
+        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
+        callbacks=training_callbacks(args, loss, nf) + list(callbacks),
+        batches_per_step=args.batches_per_step,
+    )
 
 def run(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> Any:
     """Run a recipe's ``main``: nmod's own errors end it as argparse's do, with one line on stderr.

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 import nmod_nlp
-from nmod.optim import get_lr_policy
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import classification_evaluator_callback
 from nmod_nlp.data.glue import (GLUE_TASKS, GlueClassificationDataLayer, GlueRegressionDataLayer, get_task,
@@ -131,14 +130,10 @@ def main(argv=None) -> dict:
         return results
 
     _, _, train_loss = pipeline(train_layer)
-    nf.train(
-        tensors_to_optimize=[train_loss],
-        optimizer=args.optimizer,
-        optimization_params=recipe.optimization_params(args),
-        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
-        callbacks=recipe.training_callbacks(args, train_loss, nf) + evaluators,
-        batches_per_step=args.batches_per_step,
-    )
+    recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
+    recipe.save_model(args, nf, task="glue", modules={"encoder": encoder, "head": head}, tokenizer=tokenizer,
+                      labels={} if regression else {"labels": list(task.labels)},
+                      extra={"task_name": args.task_name, "max_seq_length": args.max_seq_length})
     if evaluators and evaluators[0].results:
         for when, index in (("before training", 0), ("after training", -1)):
             results[when] = {k: v for cb in evaluators for k, v in cb.results[index][1].items()}

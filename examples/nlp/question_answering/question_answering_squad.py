@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 
 import nmod_nlp
-from nmod.optim import get_lr_policy
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import squad_evaluator_callback
 from nmod_nlp.data.squad import BertQuestionAnsweringDataLayer
@@ -136,24 +135,23 @@ def main(argv=None) -> dict:
         return results
 
     _, _, train_out = pipeline(args.train_file, "train")
-    callbacks = recipe.training_callbacks(args, train_out.loss, nf)
-    if eval_callback is not None:
-        callbacks.append(eval_callback)
-    nf.train(
-        tensors_to_optimize=[train_out.loss],
-        optimizer=args.optimizer,
-        optimization_params=recipe.optimization_params(args),
-        # No total_steps: the executor binds the policy to the run's own step count.
-        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
-        callbacks=callbacks,
-        batches_per_step=args.batches_per_step,
-    )
-    qa_head.save_to(str(work_dir / "qa_head.pt"))
+    recipe.train(nf, args, train_out.loss, [eval_callback] if eval_callback else [])  # + loss logger, checkpoints
+    qa_head.save_to(str(work_dir / "qa_head.pt"))  # NeMo's file, for --head_checkpoint; work_dir/model has it all
+    recipe.save_model(args, nf, task="squad", modules={"encoder": encoder, "qa_head": qa_head}, tokenizer=tokenizer,
+                      extra=squad_settings(args))
     if eval_callback is not None and eval_callback.results:
         results["before"], results["after"] = eval_callback.results[0][1], eval_callback.results[-1][1]
         _print_metrics("before training", results["before"], nf)
         _print_metrics("after training", results["after"], nf)
     return results
+
+
+def squad_settings(args: argparse.Namespace) -> dict:
+    """What answering a question needs beyond the weights: the windowing and decoding of this run."""
+    return {"version_2_with_negative": args.version_2_with_negative, "max_seq_length": args.max_seq_length,
+            "doc_stride": args.doc_stride, "max_query_length": args.max_query_length,
+            "n_best_size": args.n_best_size, "max_answer_length": args.max_answer_length,
+            "null_score_diff_threshold": args.null_score_diff_threshold}
 
 
 def _print_metrics(when: str, metrics: dict, nf) -> None:
