@@ -30,6 +30,9 @@ class SquadPredictions:
     predictions: dict = field(default_factory=dict)  # id -> answer text ("" = no answer)
     nbest: dict = field(default_factory=dict)  # id -> [{text, probability, start_logit, end_logit}]
     null_odds: dict = field(default_factory=dict)  # id -> null score - best span score (v2.0 only)
+    # id -> (start, end) characters of the prediction in its context, context[start:end] == the
+    # prediction; None for "" (no answer). Not written to the prediction files.
+    spans: dict = field(default_factory=dict)
 
 
 def max_context_mask(doc_starts: Sequence[int], doc_lens: Sequence[int]) -> list[np.ndarray]:
@@ -146,7 +149,7 @@ def postprocess_predictions(
             if len(entries) >= n_best_size:
                 break
             if c is None:
-                entries.append(("", null[1], null[2]))
+                entries.append(("", null[1], null[2], None))
                 seen.add("")
                 null_added = True
                 continue
@@ -154,19 +157,20 @@ def postprocess_predictions(
             if text in seen:
                 continue
             seen.add(text)
-            entries.append((text, c[1], c[2]))
+            entries.append((text, c[1], c[2], (c[3], c[4])))
         if version_2_with_negative and not null_added and null is not None and "" not in seen:
-            entries.append(("", null[1], null[2]))
+            entries.append(("", null[1], null[2], None))
         if not entries:
-            entries.append(("", 0.0, 0.0))
-        probs = _softmax([s + t for _, s, t in entries])
+            entries.append(("", 0.0, 0.0, None))
+        probs = _softmax([s + t for _, s, t, _ in entries])
         out.nbest[ex.qas_id] = [
             {"text": text, "probability": p, "start_logit": float(s), "end_logit": float(t)}
-            for (text, s, t), p in zip(entries, probs)
+            for (text, s, t, _), p in zip(entries, probs)
         ]
         best_non_null = next((x for x in entries if x[0]), None)
         if not version_2_with_negative:
             out.predictions[ex.qas_id] = entries[0][0]
+            out.spans[ex.qas_id] = entries[0][3]
             continue
         if best_non_null is None:
             diff = float("inf")
@@ -174,6 +178,7 @@ def postprocess_predictions(
             diff = float(null[0] - best_non_null[1] - best_non_null[2]) if null is not None else float("-inf")
         out.null_odds[ex.qas_id] = diff
         out.predictions[ex.qas_id] = "" if diff > null_score_diff_threshold else best_non_null[0]
+        out.spans[ex.qas_id] = None if diff > null_score_diff_threshold else best_non_null[3]
     return out
 
 
