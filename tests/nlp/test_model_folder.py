@@ -13,7 +13,7 @@ from nmod_nlp.modules.encoders import BERT, MegatronBERT
 from nmod_nlp.modules.heads import SequenceClassifier, TokenClassifier
 from nmod_nlp.tokenizers import BertWordPieceTokenizer
 
-from recipe_runner import VOCAB
+from recipe_runner import ROOT, VOCAB, megatron_flags, run_recipe
 
 
 @pytest.fixture()
@@ -159,3 +159,23 @@ def _edit_module(folder, name, spec):
     doc = read_yaml(folder / "model.yaml")
     doc["modules"][name]["config"]["header"]["full_spec"] = spec
     write_yaml(folder / "model.yaml", doc)
+
+
+@pytest.mark.parametrize("script, args, task, labels", [
+    ("glue_benchmark/glue_benchmark_with_bert.py", ["--data_dir", "{data}/SST-2", "--task_name", "sst-2"], "glue",
+     {"labels": ["0", "1"]}),
+    ("text_classification/text_classification_with_bert.py", ["--data_dir", "{data}"], "text_classification",
+     {"labels": ["0", "1", "2"]}),
+])
+def test_sentence_recipes_write_the_model_folder(megatron, tmp_path, script, args, task, labels):
+    samples = {"glue": "glue/samples", "text_classification": "text_classification/samples"}[task]
+    data = shutil.copytree(ROOT / "collections" / "nmod_nlp" / "data" / samples, tmp_path / "data")
+    args = [a.replace("{data}", str(data)) for a in args]
+    result = run_recipe(ROOT / "examples" / "nlp" / script, [*args, *megatron_flags(megatron), "--max_steps", "1",
+                                                             "--batch_size", "4", "--max_seq_length", "32"], tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    model = load_model_folder(tmp_path / "work" / "model")
+    assert model.task == task and model.labels == labels and model.extra["max_seq_length"] == 32
+    assert isinstance(model["encoder"], MegatronBERT) and isinstance(model["head"], SequenceClassifier)
+    assert model["head"].init_params["num_classes"] == len(labels["labels"])
+    assert str(megatron["checkpoint"].parent) not in (tmp_path / "work" / "model" / "model.yaml").read_text()
