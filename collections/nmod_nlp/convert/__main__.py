@@ -1,5 +1,6 @@
 """``python -m nmod_nlp.convert <command>``: nmod models and Megatron-LM checkpoints as transformers folders.
 
+  to-hf           a model folder (encoder + task head) -> a transformers Bert*For* / MegatronBert*For* folder
   megatron-to-hf  a pretrained Megatron-LM BERT checkpoint -> a transformers ``megatron-bert`` folder
 
 nmod's own errors (a missing file, a checkpoint that does not fit) print as one line,
@@ -18,6 +19,16 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nmod_nlp.convert", description=__doc__.split("\n\n")[0])
     p.add_argument("--debug", action="store_true", help="show the traceback of nmod's own errors")
     commands = p.add_subparsers(dest="command", required=True, metavar="command")
+
+    t = commands.add_parser("to-hf", help="model folder -> transformers Bert*For* / MegatronBert*For* folder",
+                            description="Writes config.json, model.safetensors and the tokenizer files of the "
+                                        "transformers class for the folder's encoder and head: *ForQuestionAnswering "
+                                        "(SQuAD), *ForTokenClassification, *ForSequenceClassification.")
+    t.add_argument("--model_dir", required=True, help="a model folder, as recipes write to <work_dir>/model")
+    t.add_argument("--out", required=True, help="folder to write the transformers model into")
+    t.add_argument("--near_identity_pooler", action="store_true",
+                   help="sequence heads: write a pooler that passes [CLS] through to float32 rounding "
+                        "(*ForSequenceClassification always applies one; nmod's heads have none)")
 
     m = commands.add_parser("megatron-to-hf", help="Megatron-LM BERT checkpoint -> transformers megatron-bert folder",
                             description="Writes config.json, model.safetensors and the tokenizer files of a "
@@ -41,7 +52,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser().parse_args(argv)
-    if args.command == "megatron-to-hf":
+    if args.command == "to-hf":
+        from .hf import to_hf
+
+        out, architecture = to_hf(args.model_dir, args.out, args.near_identity_pooler)
+        print(f"wrote a transformers {architecture} folder to {out}")
+    elif args.command == "megatron-to-hf":
         from .hf import megatron_to_hf
 
         out = megatron_to_hf(args.out, args.vocab_file, args.bert_checkpoint, args.bert_config, args.do_lower_case,

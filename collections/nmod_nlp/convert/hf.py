@@ -8,6 +8,7 @@ parameter names are written from tables, the inverse of the readers in ``modules
 * ``BERT`` keeps Hugging Face's parameter names, so its state dict is written as it is.
 * ``MegatronBERT`` is renamed onto ``transformers``' ``megatron-bert`` names (``HF_MEGATRON_NAMES``),
   its fused QKV split into query/key/value, and its padded vocabulary rows cut to the real vocabulary.
+* a one-Linear task head becomes ``qa_outputs`` or ``classifier`` (``to_hf``).
 """
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ from ..modules.encoders.bert import BertConfig, BertModel
 from ..modules.encoders.megatron import MegatronBertConfig, MegatronBertModel
 
 __all__ = [
+    "HF_CLASSES",
     "HF_MEGATRON_NAMES",
+    "POOLER_SCALE",
+    "head_kind",
     "megatron_to_hf",
+    "to_hf",
     "bert_hf_config",
     "bert_hf_state_dict",
     "megatron_hf_config",
@@ -164,3 +169,109 @@ def megatron_to_hf(out: str | Path, vocab_file: str | Path, checkpoint: str | Pa
     model = encoder.language_model
     return write_hf_folder(out, megatron_hf_config(model.config), megatron_hf_state_dict(model), "MegatronBertModel",
                            vocab_file, do_lower_case)
+
+
+# ----------------------------------------------------------------------------------------------
+# A model folder (``nmod_nlp.model_folder``) with its task head
+
+#: How close the near-identity pooler comes to passing [CLS] through: tanh(s x) / s = x (1 - (s x)^2 / 3 + ...),
+#: so hidden values up to 100 change by at most 3e-6 relative, below float32 rounding of the logits.
+POOLER_SCALE = 1e-5
+
+
+def head_kind(head, task: str) -> str:
+    """Which ``transformers`` head an nmod head maps onto: question_answering, token_classification or
+    sequence_classification; anything else is a ``ConfigError`` that says why."""
+    from ..modules.heads.classifiers import SequenceClassifier, SequenceRegression, TokenClassifier
+
+    if not isinstance(head, (TokenClassifier, SequenceRegression)):
+        raise ConfigError(f"head '{head.name}' is a {type(head).__name__}; transformers' Bert*For* classes express "
+                          f"only TokenClassifier, SequenceClassifier and SequenceRegression heads")
+    layers = (head.mlp.layers + 1) // 2
+    if layers != 1:
+        raise ConfigError(f"head '{head.name}' ({type(head).__name__}) has num_layers={layers}; transformers' "
+                          f"classifier and qa_outputs are one Linear layer, so only num_layers=1 heads convert")
+    if isinstance(head, (SequenceClassifier, SequenceRegression)):
+        return "sequence_classification"
+    if task == "squad":
+        if head.mlp.layer0.out_features != 2:
+            raise ConfigError(f"SQuAD head '{head.name}' has {head.mlp.layer0.out_features} classes; "
+                              f"BertForQuestionAnswering's qa_outputs has 2 (start, end)")
+        if head.mlp.log_softmax:
+            raise ConfigError(f"SQuAD head '{head.name}' has log_softmax=True; question answering reads raw "
+                              f"start/end logits, as BertForQuestionAnswering gives them")
+        return "question_answering"
+    return "token_classification"
+
+
+HF_CLASSES = {  # (encoder family, head kind) -> architecture
+    ("bert", "question_answering"): "BertForQuestionAnswering",
+    ("bert", "token_classification"): "BertForTokenClassification",
+    ("bert", "sequence_classification"): "BertForSequenceClassification",
+    ("megatron", "question_answering"): "MegatronBertForQuestionAnswering",
+    ("megatron", "token_classification"): "MegatronBertForTokenClassification",
+    ("megatron", "sequence_classification"): "MegatronBertForSequenceClassification",
+}
+
+
+def to_hf(model_dir: str | Path, out: str | Path, near_identity_pooler: bool = False) -> tuple[Path, str]:
+    """A model folder (an encoder and one task head) as a ``transformers`` folder; returns it and the class.
+
+    BERT encoders become ``Bert*For*``, Megatron ones ``MegatronBert*For*``; the head's one Linear
+    becomes ``qa_outputs`` (SQuAD) or ``classifier``. A ``log_softmax=True`` head converts too: the
+    transformers model gives the scores before the log-softmax, so its softmax and argmax are nmod's.
+
+    ``*ForSequenceClassification`` puts a pooler (``tanh(dense(h_[CLS]))``) before its classifier,
+    where nmod's sequence heads read ``h_[CLS]`` directly. No pooler weights compute the identity, so
+    such a head converts only with ``near_identity_pooler``: the pooler scales by ``POOLER_SCALE``
+    (tanh is linear there) and the classifier by its inverse, equal to nmod to float32 rounding. It is
+    meant for inference; fine-tuning it further in transformers starts from that unusual pooler.
+    """
+    from ..model_folder import load_model_folder
+    from ..modules.encoders.bert import BERT
+    from ..modules.encoders.megatron import MegatronBERT
+
+    folder = load_model_folder(model_dir)
+    encoders = {n: m for n, m in folder.modules.items() if isinstance(m, (BERT, MegatronBERT))}
+    heads = {n: m for n, m in folder.modules.items() if n not in encoders}
+    if len(encoders) != 1 or len(heads) != 1:
+        raise ConfigError(f"{folder.path}: transformers' *For* classes hold one encoder and one head; this folder has "
+                          f"encoders {sorted(encoders)} and heads {sorted(heads)}")
+    (encoder,), (head,) = encoders.values(), heads.values()
+    family = "megatron" if isinstance(encoder, MegatronBERT) else "bert"
+    kind = head_kind(head, folder.task)
+    if head.hidden_size != encoder.hidden_size:
+        raise ConfigError(f"head '{head.name}' reads hidden size {head.hidden_size}, encoder gives {encoder.hidden_size}")
+    if kind == "sequence_classification" and not near_identity_pooler:
+        raise ConfigError(f"head '{head.name}' ({type(head).__name__}) reads the [CLS] hidden state directly, but "
+                          f"{HF_CLASSES[family, kind]} passes it through a pooler (tanh of a Linear) first, which no "
+                          f"weights make the identity; pass --near_identity_pooler to write a pooler that is the "
+                          f"identity to float32 rounding (for inference; see docs/inference_export.md)")
+    if family == "megatron":
+        config, encoder_state = megatron_hf_config(encoder.config), megatron_hf_state_dict(encoder.language_model)
+    else:
+        config, encoder_state = bert_hf_config(encoder.config), bert_hf_state_dict(encoder.bert)
+    state = {f"bert.{k}": v for k, v in encoder_state.items()}
+    linear = head.mlp.layer0
+    weight, bias = linear.weight.detach().float().cpu(), linear.bias.detach().float().cpu()
+    num_labels = weight.shape[0]
+    if kind == "question_answering":
+        state.update({"qa_outputs.weight": weight, "qa_outputs.bias": bias})
+    else:
+        if kind == "sequence_classification":
+            hidden = encoder.hidden_size
+            state["bert.pooler.dense.weight"] = torch.eye(hidden) * POOLER_SCALE
+            state["bert.pooler.dense.bias"] = torch.zeros(hidden)
+            weight = weight / POOLER_SCALE
+            config["problem_type"] = "regression" if num_labels == 1 else "single_label_classification"
+        state.update({"classifier.weight": weight, "classifier.bias": bias})
+        labels = [names for names in folder.labels.values() if isinstance(names, list) and len(names) == num_labels]
+        if len(labels) == 1:
+            config["id2label"] = {str(i): str(name) for i, name in enumerate(labels[0])}
+            config["label2id"] = {str(name): i for i, name in enumerate(labels[0])}
+    config["num_labels"] = num_labels
+    architecture = HF_CLASSES[family, kind]
+    tokenizer = folder.tokenizer
+    path = write_hf_folder(out, config, {k: v.contiguous() for k, v in state.items()}, architecture,
+                           tokenizer.vocab_file, bool(tokenizer.do_lower_case))
+    return path, architecture
