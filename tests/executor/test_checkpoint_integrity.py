@@ -183,7 +183,8 @@ def test_disk_full_during_a_save_keeps_every_earlier_checkpoint_and_stops_traini
     class DiskFillsUp(Callback):
         def on_step_end(self, state):  # once step 1 is saved, its size tells how far into step 2 to fail
             if state.step == 1 and not first_size:
-                first_size["n"] = sum(f["size"] for f in ckpt.read_manifest(run_dir / "step-00000001")["files"].values())
+                files = ckpt.read_manifest(run_dir / "step-00000001")["files"]
+                first_size["n"] = sum(f["size"] for f in files.values())
                 monkeypatch.setattr(serialization, "open", FullDisk(first_size["n"] // 2), raising=False)
 
     with pytest.raises(ckpt.CheckpointWriteError) as info:
