@@ -96,7 +96,8 @@ def test_python_api_windows_a_long_context_and_gives_a_valid_span(trained):
     assert set(answer) == {"answer", "start", "end", "score"}
     assert answer["answer"] and context[answer["start"]:answer["end"]] == answer["answer"]
     assert qa(question, context) == answer  # deterministic: eval mode, no dropout
-    many = qa.answer([{"id": "a", "question": question, "context": context}, {"question": "Where?", "context": "Here."}])
+    many = qa.answer([{"id": "a", "question": question, "context": context},
+                      {"question": "Where?", "context": "Here."}])
     assert [m["id"] for m in many] == ["a", "1"] and many[0]["answer"] == answer["answer"]
 
 
