@@ -113,7 +113,8 @@ def model_folder(tmp_path, encoder, head, task, labels=None):
     from nmod_nlp.tokenizers import BertWordPieceTokenizer
 
     randomized(head)
-    return save_model_folder(tmp_path / "model", task, {"encoder": encoder, "head": head},
+    head_name = "qa_head" if task == "squad" else "head"  # the names the recipes give them
+    return save_model_folder(tmp_path / "model", task, {"encoder": encoder, head_name: head},
                              BertWordPieceTokenizer(VOCAB, do_lower_case=True), labels=labels)
 
 
@@ -158,6 +159,10 @@ def test_squad_folder_to_bert_for_question_answering(tmp_path, minilm):
 
     expected = answer(ours[0, :, 0], ours[0, :, 1])
     assert expected and answer(theirs.start_logits[0], theirs.end_logits[0]) == expected
+    # and it is the answer nmod's own SQuAD inference gives from the model folder
+    from nmod_nlp.inference import QuestionAnswerer
+
+    assert QuestionAnswerer.from_model_dir(folder)(QUESTION, CONTEXT)["answer"] == expected
 
 
 def test_token_classification_folder_with_log_softmax_to_megatron(tmp_path, megatron_encoder, batch):
