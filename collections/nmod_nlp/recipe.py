@@ -252,7 +252,6 @@ def save_model(
     return path
 
 
-
 def train(nf: nmod.NeuralModuleFactory, args: argparse.Namespace, loss: NmTensor,
           callbacks: Sequence[Callback] = ()) -> None:
     """``nf.train`` on ``loss`` as the training flags say, with the loss logger, the checkpoint writer
@@ -266,6 +265,7 @@ def train(nf: nmod.NeuralModuleFactory, args: argparse.Namespace, loss: NmTensor
         callbacks=training_callbacks(args, loss, nf) + list(callbacks),
         batches_per_step=args.batches_per_step,
     )
+
 
 def run(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> Any:
     """Run a recipe's ``main``: nmod's own errors end it as argparse's do, with one line on stderr.
