@@ -17,7 +17,7 @@ from nmod.actions import Actions, validate_optimization_params
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, TrainingState
 from nmod.core import Graph, GraphError, NmTensor
 from nmod.core.config import class_path
-from nmod.core.errors import CheckpointError
+from nmod.core.errors import CheckpointError, MissingFileError
 from nmod.optim import LRPolicy, get_optimizer
 from nmod.optim.lr_policies import bind_lr_policy
 from nmod.types import LossType
@@ -413,7 +413,7 @@ class PtActions(Actions):
                     + ". Every rank must see the same files (a shared folder, fully synced).")
         if path is None:
             if required:
-                raise FileNotFoundError(f"No checkpoint (step-*/manifest.json) in {folder}")
+                raise MissingFileError(f"No checkpoint (step-*/manifest.json) in {folder}")
             return False
         modules, classes = self._checkpoint_modules()
         ckpt.load_module_weights(path, modules, classes)

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from nmod.core.errors import CheckpointError
+from nmod.core.errors import CheckpointError, MissingFileError
 
 from .serialization import FileDigest, file_digest, load_weights, save_hashed
 
@@ -358,7 +358,7 @@ def load_latest(folder: str | os.PathLike, modules: Sequence[torch.nn.Module]) -
     """Load the newest intact checkpoint in `folder` into `modules` (TrainableNMs); return its path."""
     path = newest_intact_checkpoint(folder)
     if path is None:
-        raise FileNotFoundError(f"No checkpoint (step-*/manifest.json) in {folder}")
+        raise MissingFileError(f"No checkpoint (step-*/manifest.json) in {folder}")
     files = module_file_names([m.name for m in modules])
     by_file = {files[m.name]: m for m in modules}
     classes = {k: f"{type(m).__module__}.{type(m).__qualname__}" for k, m in by_file.items()}

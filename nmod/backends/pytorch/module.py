@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from nmod.core import NeuralModule
+from nmod.core.errors import CheckpointError
 
 from .serialization import atomic_torch_save, load_weights
 
@@ -47,9 +48,9 @@ class TrainableNM(NeuralModule, torch.nn.Module):
         try:
             missing, unexpected = self.load_state_dict(state, strict=False)
         except RuntimeError as e:  # same keys, other shapes: say which file and which module
-            raise ValueError(f"{path} does not fit {type(self).__name__} '{self.name}': {e}") from None
+            raise CheckpointError(f"{path} does not fit {type(self).__name__} '{self.name}': {e}") from None
         if missing or unexpected:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path} does not fit {type(self).__name__} '{self.name}': "
                 f"missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}"
             )
