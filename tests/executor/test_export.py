@@ -47,8 +47,8 @@ def batch(tokenizer, first, second=None):
 @pytest.fixture(scope="module")
 def batches(tokenizer):
     example = batch(tokenizer, ["The quick brown fox jumps over the lazy dog.", "Hi!"], ["A pair.", "Yes, a pair."])
-    other = batch(tokenizer, ["In 1905, Einstein published four papers that changed physics forever.", "Où est la gare?",
-                              "No padding here at all, none"])
+    other = batch(tokenizer, ["In 1905, Einstein published four papers that changed physics forever.",
+                              "Où est la gare?", "No padding here at all, none"])
     assert (example["input_mask"] == 0).any() and (other["input_mask"] == 0).any()
     assert other["input_ids"].shape[0] != example["input_ids"].shape[0]
     assert other["input_ids"].shape[1] != example["input_ids"].shape[1]
@@ -142,8 +142,9 @@ def test_megatron_token_classifier_graph_to_onnx(tmp_path, batches):
     encoder.eval(), head.eval()
     for inputs in batches:
         with torch.no_grad():
-            reference = head(hidden_states=encoder(input_ids=inputs["input_ids"], token_type_ids=inputs["input_type_ids"],
-                                                   attention_mask=inputs["input_mask"]))
+            hidden = encoder(input_ids=inputs["input_ids"], token_type_ids=inputs["input_type_ids"],
+                             attention_mask=inputs["input_mask"])
+            reference = head(hidden_states=hidden)
         real = inputs["input_mask"].bool()
         torch.testing.assert_close(run_onnx(path, inputs)[real], reference[real], rtol=1e-4, atol=1e-4)
 

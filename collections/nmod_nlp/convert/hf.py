@@ -91,7 +91,8 @@ def megatron_hf_state_dict(model: MegatronBertModel) -> dict[str, torch.Tensor]:
             layer, kind = qkv.groups()
             parts = value.reshape(heads, 3, head_dim, *value.shape[1:]).unbind(1)
             for name, part in zip(("query", "key", "value"), parts):
-                out[f"encoder.layer.{layer}.attention.self.{name}.{kind}"] = part.reshape(cfg.hidden_size, *value.shape[1:])
+                hf_key = f"encoder.layer.{layer}.attention.self.{name}.{kind}"
+                out[hf_key] = part.reshape(cfg.hidden_size, *value.shape[1:])
             continue
         for pattern, replacement in HF_MEGATRON_NAMES:
             key = re.sub(pattern, replacement, key)
@@ -149,9 +150,9 @@ def _write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
 
 
-def megatron_to_hf(out: str | Path, vocab_file: str | Path, checkpoint: str | Path, config_file: str | Path | None = None,
-                   do_lower_case: bool | None = None, checkpoint_version: float | None = None,
-                   allow_unsafe_checkpoint: bool = False) -> Path:
+def megatron_to_hf(out: str | Path, vocab_file: str | Path, checkpoint: str | Path,
+                   config_file: str | Path | None = None, do_lower_case: bool | None = None,
+                   checkpoint_version: float | None = None, allow_unsafe_checkpoint: bool = False) -> Path:
     """A pretrained Megatron-LM BERT (any format ``MegatronBERT`` reads, tensor-parallel shards merged)
     as a ``transformers`` megatron-bert folder for ``MegatronBertModel.from_pretrained``.
 
@@ -241,7 +242,8 @@ def to_hf(model_dir: str | Path, out: str | Path, near_identity_pooler: bool = F
     family = "megatron" if isinstance(encoder, MegatronBERT) else "bert"
     kind = head_kind(head, folder.task)
     if head.hidden_size != encoder.hidden_size:
-        raise ConfigError(f"head '{head.name}' reads hidden size {head.hidden_size}, encoder gives {encoder.hidden_size}")
+        raise ConfigError(f"head '{head.name}' reads hidden size {head.hidden_size}, "
+                          f"encoder gives {encoder.hidden_size}")
     if kind == "sequence_classification" and not near_identity_pooler:
         raise ConfigError(f"head '{head.name}' ({type(head).__name__}) reads the [CLS] hidden state directly, but "
                           f"{HF_CLASSES[family, kind]} passes it through a pooler (tanh of a Linear) first, which no "

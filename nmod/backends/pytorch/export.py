@@ -123,8 +123,8 @@ def resolve_format(output: str | os.PathLike, d_format: DeploymentFormat | str) 
     if isinstance(d_format, str):
         d_format = DeploymentFormat.__members__.get(d_format.upper())
     if not isinstance(d_format, DeploymentFormat):
-        raise ExportError(f"d_format must be one of {', '.join(f'DeploymentFormat.{f.name}' for f in DeploymentFormat)}, "
-                          f"got {given!r}")
+        names = ", ".join(f"DeploymentFormat.{f.name}" for f in DeploymentFormat)
+        raise ExportError(f"d_format must be one of {names}, got {given!r}")
     if d_format is DeploymentFormat.AUTO:
         suffix = Path(output).suffix.lower()
         if suffix not in EXTENSIONS:
@@ -224,7 +224,8 @@ def _tracing_mode(wrapper: ExportedGraph) -> Iterator[None]:
         with torch.no_grad(), warnings.catch_warnings():
             # The encoders' data-dependent branches (the mask check, the length check) are the ones this
             # module makes safe to trace (see its docstring); the tracer still warns about them.
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"nmod_nlp\.modules\.(encoders|heads)")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning,
+                                    module=r"nmod_nlp\.modules\.(encoders|heads)")
             yield
     finally:
         for m, impl in impls:
@@ -250,7 +251,8 @@ def _trace(wrapper: ExportedGraph, example: Tuple[torch.Tensor, ...]) -> torch.j
     try:
         return torch.jit.trace(wrapper, example, check_trace=False, strict=False)
     except Exception as err:  # a tracer error names an op deep inside torch; say what was being traced
-        raise ExportError(f"cannot trace {_describe(wrapper)}: {type(err).__name__}: {str(err).splitlines()[0][:300]}") from err
+        raise ExportError(f"cannot trace {_describe(wrapper)}: {type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:300]}") from err
 
 
 def _describe(wrapper: ExportedGraph) -> str:
