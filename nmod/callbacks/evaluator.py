@@ -18,6 +18,9 @@ class EvaluatorCallback(Callback):
     list of that batch's values from all ranks. After the data, `user_epochs_done_callback(global_vars)`
     returns a dict of metrics, which every rank keeps in `self.results` as `(step, metrics)`, and rank 0
     logs and writes to TensorBoard. `global_vars` is a fresh dict for each evaluation.
+
+    It evaluates every `eval_step` steps, every `eval_epoch` epochs, before training
+    (`eval_at_start`) and on the final weights (`eval_at_end`, unless the last evaluation was there).
     """
 
     def __init__(
@@ -29,6 +32,7 @@ class EvaluatorCallback(Callback):
         eval_epoch: Optional[int] = None,
         eval_at_start: bool = False,
         tb_writer: Any = None,
+        eval_at_end: bool = True,
     ):
         if eval_step is not None and eval_step <= 0:
             raise ValueError(f"eval_step must be positive, got {eval_step}")
@@ -38,6 +42,7 @@ class EvaluatorCallback(Callback):
         self.eval_step = eval_step
         self.eval_epoch = eval_epoch
         self.eval_at_start = eval_at_start
+        self.eval_at_end = eval_at_end
         self.tb_writer = tb_writer
         self.results: List[tuple] = []
 
@@ -67,4 +72,10 @@ class EvaluatorCallback(Callback):
 
     def on_epoch_end(self, state: TrainingState) -> None:
         if self.eval_epoch and (state.epoch + 1) % self.eval_epoch == 0:
+            self.run(state.actions, state.step, state.tb_writer)
+
+    def on_train_end(self, state: TrainingState) -> None:
+        """Evaluate the final weights, unless the last evaluation already did (a run shorter than an
+        epoch, or one that ends between two `eval_step`s, would otherwise report its start as its end)."""
+        if self.eval_at_end and (not self.results or self.results[-1][0] != state.step):
             self.run(state.actions, state.step, state.tb_writer)

@@ -1,4 +1,4 @@
-"""Evaluating from a training checkpoint: the eval graph may use fewer modules than were saved."""
+"""Evaluating what training produced: from a checkpoint holding more modules than the eval graph, and the final weights."""
 import pytest
 import torch
 
@@ -35,3 +35,17 @@ def test_a_graph_module_missing_from_the_checkpoint_is_still_an_error(tmp_path):
         load_latest(tmp_path, [ToyMLP(), ToyEncoder(name="ToyEncoder")])
     with pytest.raises(CheckpointMismatchError, match="does not fit"):
         load_latest(tmp_path, [ToyMLP(hidden=8)])
+
+
+def test_an_evaluator_also_scores_the_final_weights_of_a_run_shorter_than_its_period():
+    from nmod.callbacks import EvaluatorCallback
+
+    nf = nmod.NeuralModuleFactory(random_seed=0, progress_bar=False)
+    _, _, loss = build()
+    counted = EvaluatorCallback([loss], lambda v, g: g.setdefault("n", []).extend(v[loss.name]),
+                                lambda g: {"batches": len(g["n"])}, eval_step=100, eval_at_start=True)
+    nf.train([loss], "adam", {"max_steps": 3, "lr": 0.01}, callbacks=[counted])
+    assert [step for step, _ in counted.results] == [0, 3]
+    on_period = EvaluatorCallback([loss], lambda v, g: None, lambda g: {}, eval_step=3)
+    nf.train([loss], "adam", {"max_steps": 3, "lr": 0.01}, callbacks=[on_period])
+    assert [step for step, _ in on_period.results] == [3]  # the last evaluation was already at the end
