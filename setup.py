@@ -28,7 +28,7 @@ setup(
     packages=find_packages(include=["nmod", "nmod.*"]) + nlp_packages,
     package_dir={name: "collections/" + name.replace(".", "/") for name in nlp_packages},
     package_data={"nmod_nlp": ["data/squad/samples/*.json", "data/glue/samples/*/*.tsv",
-                               "data/text_classification/samples/*.tsv",
+                               "data/text_classification/samples/*.tsv", "data/token_classification/samples/*.txt",
                                "data/punctuation_capitalization/samples/*.txt",
                                "data/intent_slot/samples/*.tsv", "data/intent_slot/samples/*.csv"]},
     install_requires=read_requirements("requirements.txt"),

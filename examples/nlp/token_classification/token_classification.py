@@ -1,0 +1,201 @@
+"""Fine-tune a pretrained BERT-family encoder (Megatron-LM BERT above all) for named-entity recognition.
+
+NeMo 0.11's command works unchanged, Megatron flags included:
+
+    python token_classification.py --data_dir conll2003 \\
+        --pretrained_model_name megatron-uncased --bert_config config.json \\
+        --bert_checkpoint model_optim_rng.pt --vocab_file vocab.txt --do_lower_case
+
+`--data_dir` holds `text_train.txt` + `labels_train.txt` and `text_dev.txt` + `labels_dev.txt`: one
+sentence per line (space-separated words) and, on the matching line, one label per word
+(`import_from_iob_format.py` writes them from a CoNLL-2003 file). Each evaluation prints NeMo's
+token-level report and conlleval's entity-level scores, and writes `work_dir/predictions.conll`.
+The label ids (none label first, the rest sorted) go to `work_dir/label_ids.csv`, which eval,
+resumed runs and `token_classification_infer.py` reuse. With no arguments it fine-tunes the
+pretrained MiniLM BERT on the small sample shipped with nmod_nlp and prints the scores before and after.
+Several processes: `torchrun --nproc_per_node N token_classification.py ...`.
+"""
+import argparse
+from pathlib import Path
+from typing import Optional
+
+import nmod_nlp
+from nmod.core.errors import ConfigError
+from nmod.optim import get_lr_policy
+from nmod_nlp import recipe
+from nmod_nlp.callbacks import token_classification_evaluator_callback
+from nmod_nlp.data.text_classification import class_weights
+from nmod_nlp.data.token_classification import (LABEL_IDS_FILE, BertTokenClassificationDataLayer, build_label_ids,
+                                                read_label_ids, read_token_classification_files, write_label_ids)
+from nmod_nlp.metrics import save_confusion_matrix
+from nmod_nlp.modules.heads import TokenClassifier
+from nmod_nlp.modules.losses import CrossEntropyLoss
+
+SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "token_classification" / "samples"
+ENTITY_PREFIXES = ("B", "I", "E", "S")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--data_dir", help="folder with text_{train,dev}.txt and labels_{train,dev}.txt")
+    data.add_argument("--max_seq_length", type=int, default=128,
+                      help="sub-tokens per window, [CLS] and [SEP] included; longer sentences become several windows")
+    data.add_argument("--none_label", default="O", help="the label of words outside any entity (id 0)")
+    data.add_argument("--ignore_start_end", action="store_false",
+                      help="pass to count [CLS] and [SEP] in the loss (default: left out, as NeMo)")
+    data.add_argument("--ignore_extra_tokens", action="store_false",
+                      help="pass to count a word's sub-tokens after the first in the loss (default: left out)")
+    data.add_argument("--use_cache", action="store_true", help="keep the features beside the text files")
+    recipe.add_encoder_args(p)
+    head = p.add_argument_group("head")
+    head.add_argument("--num_fc_layers", type=int, default=2)
+    head.add_argument("--fc_dropout", type=float, default=0.5)
+    head.add_argument("--use_weighted_loss", action="store_true",
+                      help="weigh each label by the inverse of its frequency in the training words")
+    p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
+                   help="eval scores the dev set with the weights in --checkpoint_dir")
+    recipe.add_training_args(p)
+    recipe.add_output_args(p, work_dir="work_dir/token_classification")
+    # NeMo 0.11's NER defaults.
+    p.set_defaults(optimizer="adam", lr=5e-5, lr_warmup_proportion=0.1, weight_decay=0.01, num_epochs=5,
+                   batch_size=8, train_step_freq=250)
+    args = recipe.parse_args_with_demo(p, argv, demo_defaults)
+    if not args.data_dir:
+        p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
+    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    if args.mode == "eval":
+        if not args.checkpoint_dir:
+            p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
+        recipe.check_files_exist(p, args, ["checkpoint_dir"])
+    return args
+
+
+def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample."""
+    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
+        return None
+    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
+    if not args.data_dir:
+        # Sized for about a minute on 2 CPU cores: a higher lr and less dropout for the fresh head, short
+        # windows, and no checkpoint but the last.
+        demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=2, batch_size=8, max_seq_length=32, fc_dropout=0.1,
+                    train_step_freq=10, save_epoch_freq=None)
+    return demo
+
+
+def saved_label_ids(checkpoint_dir: Optional[str]) -> Optional[Path]:
+    """The `label_ids.csv` of the run a checkpoint folder belongs to: in it, or one level up (its work_dir)."""
+    if not checkpoint_dir:
+        return None
+    for folder in (Path(checkpoint_dir), Path(checkpoint_dir).parent):
+        if (folder / LABEL_IDS_FILE).is_file():
+            return folder / LABEL_IDS_FILE
+    return None
+
+
+def setup_label_ids(args: argparse.Namespace, train_files: tuple[Path, Path]) -> dict:
+    """The run's {label: id}: a trained run's own (eval, resume), else built from the training labels."""
+    saved = saved_label_ids(args.checkpoint_dir)
+    if saved is not None:
+        label_ids = read_label_ids(saved)
+        if label_ids.get(args.none_label) != 0:
+            raise ConfigError(f"{saved} gives the none label {args.none_label!r} id {label_ids.get(args.none_label)}, "
+                              f"not 0: pass the --none_label that run used")
+        return label_ids
+    if args.checkpoint_dir and args.mode == "eval":
+        raise ConfigError(f"--checkpoint_dir {args.checkpoint_dir}: no {LABEL_IDS_FILE} in it or one level up; "
+                          f"the label ids must be the trained run's")
+    return build_label_ids(read_token_classification_files(*train_files).labels, args.none_label)
+
+
+def is_entity_tagging(label_names: list[str], none_label: str) -> bool:
+    """True when the labels are IOB-style tags (`B-PER`, `I-LOC`, ... and `O`), which conlleval scores."""
+    return none_label == "O" and all(n == none_label or n.partition("-")[0] in ENTITY_PREFIXES and "-" in n
+                                     for n in label_names)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
+    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    train_files = (data_dir / "text_train.txt", data_dir / "labels_train.txt")
+    dev_files = (data_dir / "text_dev.txt", data_dir / "labels_dev.txt")
+
+    # Modules: tokenizer -> encoder -> token classifier -> masked cross-entropy.
+    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    tokenizer = recipe.build_tokenizer(args)
+    label_ids = setup_label_ids(args, train_files)
+    if nf.global_rank == 0:
+        write_label_ids(work_dir / LABEL_IDS_FILE, label_ids)
+
+    def data_layer(files: tuple[Path, Path], train: bool) -> BertTokenClassificationDataLayer:
+        return BertTokenClassificationDataLayer(
+            str(files[0]), str(files[1]), tokenizer=tokenizer, max_seq_length=args.max_seq_length,
+            label_ids=label_ids, pad_label=args.none_label, ignore_extra_tokens=args.ignore_extra_tokens,
+            ignore_start_end=args.ignore_start_end, batch_size=args.batch_size,
+            shuffle=args.shuffle_data if train else False, use_cache=args.use_cache,
+            bucket_by_length=args.bucket_by_length and train)
+
+    train_layer = data_layer(train_files, True) if args.mode != "eval" else None
+    eval_layer = data_layer(dev_files, False) if args.mode != "train" else None
+    label_names = sorted(label_ids, key=label_ids.get)
+    classifier = TokenClassifier(encoder.hidden_size, num_classes=len(label_names), num_layers=args.num_fc_layers,
+                                 dropout=args.fc_dropout, log_softmax=False)
+    weights = None
+    if args.use_weighted_loss and train_layer is not None:
+        weights = class_weights(train_layer.word_label_ids, len(label_names))
+    loss_fn = CrossEntropyLoss(logits_ndim=3, weight=weights)
+
+    def pipeline(layer):
+        batch = layer()
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
+                         attention_mask=batch.input_mask)
+        logits = classifier(hidden_states=hidden)
+        return batch, logits, loss_fn(logits=logits, labels=batch.labels, loss_mask=batch.loss_mask)
+
+    evaluators = []
+    if eval_layer is not None:
+        batch, logits, _ = pipeline(eval_layer)
+        evaluators.append(token_classification_evaluator_callback(
+            logits, batch.labels, batch.subtokens_mask, label_names, sentences=eval_layer.sentences,
+            predictions_file=work_dir / "predictions.conll",
+            entity_level=is_entity_tagging(label_names, args.none_label),
+            print_report=nf.global_rank == 0,
+            on_results=lambda preds, gold: save_confusion_matrix(preds, gold, len(label_names),
+                                                                 work_dir / "confusion_matrix.tsv", label_names),
+            eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
+            eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
+
+    results = {}
+    if args.mode == "eval":
+        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
+        results["eval"] = evaluators[0].results[-1][1]
+        _print_metrics("eval", results["eval"], nf)
+        return results
+
+    _, _, train_loss = pipeline(train_layer)
+    nf.train(
+        tensors_to_optimize=[train_loss],
+        optimizer=args.optimizer,
+        optimization_params=recipe.optimization_params(args),
+        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
+        callbacks=recipe.training_callbacks(args, train_loss, nf) + evaluators,
+        batches_per_step=args.batches_per_step,
+    )
+    if evaluators and evaluators[0].results:
+        results["before"], results["after"] = evaluators[0].results[0][1], evaluators[0].results[-1][1]
+        _print_metrics("before training", results["before"], nf)
+        _print_metrics("after training", results["after"], nf)
+    return results
+
+
+def _print_metrics(when: str, metrics: dict, nf) -> None:
+    """One line: token-level scores as fractions, entity scores in percent (as conlleval prints them)."""
+    if nf.global_rank == 0:
+        print(f"NER {when}: " + "  ".join(f"{k} {v:.2f}" if k.startswith("entity_") else f"{k} {v:.4f}"
+                                          for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    recipe.run(main)
