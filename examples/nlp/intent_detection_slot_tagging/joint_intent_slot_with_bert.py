@@ -1,0 +1,198 @@
+"""Fine-tune a pretrained BERT-family encoder (Megatron-LM BERT above all) for joint intent detection and
+slot filling: an intent head on the first token, a slot head on every token, one weighted loss.
+
+NeMo 0.11's command works unchanged, Megatron flags included:
+
+    python joint_intent_slot_with_bert.py --data_dir my_nlu_data \\
+        --pretrained_model_name megatron-uncased --bert_config config.json \\
+        --bert_checkpoint model_optim_rng.pt --vocab_file vocab.txt --do_lower_case
+
+`--data_dir` holds `dict.intents.csv` and `dict.slots.csv` (one label per line, the line index is the
+id), `{prefix}.tsv` (a `sentence<TAB>label` header, then a query and its intent id) and
+`{prefix}_slots.tsv` (the slot id of each word, space-separated), for `--train_file_prefix` (train)
+and `--eval_file_prefix` (test). Each evaluation prints the intent and slot reports; both dict files
+are copied to `work_dir`, which eval and `joint_intent_slot_infer.py` reuse. With no arguments it
+fine-tunes the pretrained MiniLM BERT on the small sample shipped with nmod_nlp and prints the scores
+before and after.
+Several processes: `torchrun --nproc_per_node N joint_intent_slot_with_bert.py ...`.
+"""
+import argparse
+from pathlib import Path
+from typing import Optional
+
+import nmod_nlp
+from nmod.optim import get_lr_policy
+from nmod_nlp import recipe
+from nmod_nlp.callbacks import classification_evaluator_callback, token_classification_evaluator_callback
+from nmod_nlp.callbacks.combined import combined_evaluator_callback
+from nmod_nlp.data.intent_slot import INTENTS_FILE, SLOTS_FILE, IntentSlotDataLayer
+from nmod_nlp.data.text_classification import class_weights
+from nmod_nlp.data.token_classification import write_label_ids
+from nmod_nlp.metrics import classification_report, format_report
+from nmod_nlp.modules.heads import JointIntentSlotClassifier
+from nmod_nlp.modules.losses import CrossEntropyLoss, LossAggregator
+
+SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "intent_slot" / "samples"
+ENTITY_PREFIXES = ("B", "I", "E", "S")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--data_dir", help="folder with dict.intents.csv, dict.slots.csv, {prefix}.tsv, {prefix}_slots.tsv")
+    data.add_argument("--train_file_prefix", default="train")
+    data.add_argument("--eval_file_prefix", default="test")
+    data.add_argument("--num_train_samples", type=recipe.optional_number(int), default=None,
+                      help="use the first N training queries (-1: all)")
+    data.add_argument("--num_eval_samples", type=recipe.optional_number(int), default=None,
+                      help="use the first N eval queries (-1: all)")
+    data.add_argument("--max_seq_length", type=int, default=50,
+                      help="sub-tokens per window, [CLS] and [SEP] included; longer queries become several windows")
+    data.add_argument("--none_slot_label", default="O", help="the slot of words outside any slot")
+    data.add_argument("--pad_label", type=int, default=-1,
+                      help="slot id for [CLS], [SEP] and padding (-1: the none slot's id, as NeMo)")
+    data.add_argument("--ignore_start_end", action="store_false",
+                      help="pass to count [CLS] and [SEP] in the slot loss (default: left out, as NeMo)")
+    data.add_argument("--ignore_extra_tokens", action="store_false",
+                      help="pass to count a word's sub-tokens after the first in the slot loss (default: left out)")
+    data.add_argument("--use_cache", action="store_true", help="keep the features beside the data files")
+    recipe.add_encoder_args(p)
+    head = p.add_argument_group("heads")
+    head.add_argument("--fc_dropout", type=float, default=0.1)
+    head.add_argument("--intent_loss_weight", type=float, default=0.6,
+                      help="loss = w * intent loss + (1 - w) * slot loss")
+    head.add_argument("--class_balancing", default="regular", choices=["regular", "weighted_loss"],
+                      help="weighted_loss weighs intents and slots by the inverse of their training frequency")
+    p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
+                   help="eval scores the eval set with the weights in --checkpoint_dir")
+    recipe.add_training_args(p)
+    recipe.add_output_args(p, work_dir="work_dir/intent_slot")
+    # NeMo 0.11's joint intent/slot defaults.
+    p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.01, num_epochs=10,
+                   batch_size=128)
+    args = recipe.parse_args_with_demo(p, argv, demo_defaults)
+    if not args.data_dir:
+        p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
+    if not 0.0 <= args.intent_loss_weight <= 1.0:
+        p.error(f"--intent_loss_weight must be in [0, 1], got {args.intent_loss_weight}")
+    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    if args.mode == "eval" and not args.checkpoint_dir:
+        p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
+    return args
+
+
+def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample."""
+    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
+        return None
+    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
+    if not args.data_dir:
+        # Sized for well under a minute on 2 CPU cores: a higher lr for the fresh heads, small batches.
+        demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=4, batch_size=16, train_step_freq=10)
+    return demo
+
+
+def is_entity_tagging(label_names: list[str], none_label: str) -> bool:
+    """True when the slots are IOB-style tags (`B-city`, `I-city`, ... and `O`), which conlleval scores."""
+    return all(n == none_label or ("-" in n and n.partition("-")[0] in ENTITY_PREFIXES) for n in label_names)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    work_dir = Path(args.work_dir)
+    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+
+    # Modules: tokenizer -> encoder -> intent + slot heads -> two cross-entropies -> weighted sum.
+    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    tokenizer = recipe.build_tokenizer(args)
+
+    def data_layer(prefix: str, num_samples, train: bool) -> IntentSlotDataLayer:
+        return IntentSlotDataLayer(
+            args.data_dir, prefix, tokenizer=tokenizer, max_seq_length=args.max_seq_length,
+            none_slot_label=args.none_slot_label, pad_label=None if args.pad_label == -1 else args.pad_label,
+            ignore_extra_tokens=args.ignore_extra_tokens, ignore_start_end=args.ignore_start_end,
+            num_samples=num_samples or -1, batch_size=args.batch_size,
+            shuffle=args.shuffle_data if train else False, use_cache=args.use_cache,
+            bucket_by_length=args.bucket_by_length and train)
+
+    train_layer = data_layer(args.train_file_prefix, args.num_train_samples, True) if args.mode != "eval" else None
+    eval_layer = data_layer(args.eval_file_prefix, args.num_eval_samples, False) if args.mode != "train" else None
+    layer = train_layer or eval_layer
+    intent_names, slot_names = layer.intent_names, layer.slot_names
+    if nf.global_rank == 0:  # the run's own copy, for eval and inference from its folder
+        write_label_ids(work_dir / INTENTS_FILE, {n: i for i, n in enumerate(intent_names)})
+        write_label_ids(work_dir / SLOTS_FILE, {n: i for i, n in enumerate(slot_names)})
+
+    classifier = JointIntentSlotClassifier(encoder.hidden_size, num_intents=len(intent_names),
+                                           num_slots=len(slot_names), dropout=args.fc_dropout)
+    intent_weights = slot_weights = None
+    if args.class_balancing == "weighted_loss" and train_layer is not None:
+        intent_weights = class_weights(train_layer.intents, len(intent_names))
+        slot_weights = class_weights(train_layer.word_slot_ids, len(slot_names))
+    intent_loss_fn = CrossEntropyLoss(logits_ndim=2, weight=intent_weights)
+    slot_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=slot_weights)
+    aggregator = LossAggregator(num_inputs=2, weights=[args.intent_loss_weight, 1.0 - args.intent_loss_weight])
+
+    def pipeline(layer):
+        batch = layer()
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
+                         attention_mask=batch.input_mask)
+        logits = classifier(hidden_states=hidden)
+        intent_loss = intent_loss_fn(logits=logits.intent_logits, labels=batch.intents)
+        slot_loss = slot_loss_fn(logits=logits.slot_logits, labels=batch.slots, loss_mask=batch.loss_mask)
+        return batch, logits, aggregator(loss_1=intent_loss, loss_2=slot_loss)
+
+    evaluators = []
+    if eval_layer is not None:
+        batch, logits, _ = pipeline(eval_layer)
+        schedule = dict(eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
+                        eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer)
+
+        def intent_metrics(preds, gold) -> dict:
+            report = classification_report(preds, gold, len(intent_names), intent_names)
+            if nf.global_rank == 0:
+                print(format_report(report))
+            return {"accuracy": report["accuracy"], "macro_f1": report["macro"]["f1"]}
+
+        intents = classification_evaluator_callback(
+            logits.intent_logits, batch.intents, intent_metrics, output_file=str(work_dir / "intent_predictions.txt"),
+            name="intent", **schedule)
+        slots = token_classification_evaluator_callback(
+            logits.slot_logits, batch.slots, batch.subtokens_mask, slot_names, sentences=eval_layer.sentences,
+            predictions_file=work_dir / "slot_predictions.txt", name="slot",
+            entity_level=is_entity_tagging(slot_names, args.none_slot_label), print_report=nf.global_rank == 0,
+            **schedule)
+        evaluators.append(combined_evaluator_callback([intents, slots]))  # one pass over the eval set
+
+    results = {}
+    if args.mode == "eval":
+        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
+        results["eval"] = evaluators[0].results[-1][1]
+        _print_metrics("eval", results["eval"], nf)
+        return results
+
+    _, _, train_loss = pipeline(train_layer)
+    nf.train(
+        tensors_to_optimize=[train_loss],
+        optimizer=args.optimizer,
+        optimization_params=recipe.optimization_params(args),
+        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
+        callbacks=recipe.training_callbacks(args, train_loss, nf) + evaluators,
+        batches_per_step=args.batches_per_step,
+    )
+    if evaluators and evaluators[0].results:
+        results["before"], results["after"] = evaluators[0].results[0][1], evaluators[0].results[-1][1]
+        _print_metrics("before training", results["before"], nf)
+        _print_metrics("after training", results["after"], nf)
+    return results
+
+
+def _print_metrics(when: str, metrics: dict, nf) -> None:
+    """One line: intent and slot scores as fractions, slot entity scores in percent (as conlleval prints them)."""
+    if nf.global_rank == 0:
+        print(f"Intent and slot {when}: " + "  ".join(f"{k} {v:.2f}" if "entity_" in k else f"{k} {v:.4f}"
+                                                     for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    recipe.run(main)
