@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
 
 from ..glue.data_layer import SentenceDataLayer
@@ -78,6 +80,7 @@ class PunctCapitDataLayer(SentenceDataLayer):
                                  f"{ids.get(pad_label)}")
         labels = {"punct_labels": [[self.punct_label_ids[t] for t in s] for s in punct],
                   "capit_labels": [[self.capit_label_ids[t] for t in s] for s in capit]}
+        self.word_labels = labels
 
         def build():
             return encode_words(self.tokenizer, self.sentences, labels, max_seq_length,
@@ -105,6 +108,10 @@ class PunctCapitDataLayer(SentenceDataLayer):
     @property
     def capit_label_names(self) -> list[str]:
         return sorted(self.capit_label_ids, key=self.capit_label_ids.get)
+
+    def word_label_ids(self, head: str) -> np.ndarray:
+        """Every word's label id for `head` ("punct" or "capit"), texts concatenated (for class weights)."""
+        return np.fromiter((i for s in self.word_labels[f"{head}_labels"] for i in s), dtype=np.int64)
 
     @property
     def summary(self):

@@ -1,0 +1,203 @@
+"""Fine-tune a pretrained BERT-family encoder (Megatron-LM BERT above all) to restore punctuation and
+capitalization: two token heads on one encoder, two cross-entropy losses, one weighted sum.
+
+NeMo 0.11's command works unchanged, Megatron flags included:
+
+    python punctuation_capitalization.py --data_dir my_data \\
+        --pretrained_model_name megatron-uncased --bert_config config.json \\
+        --bert_checkpoint model_optim_rng.pt --vocab_file vocab.txt --do_lower_case
+
+`--data_dir` holds `text_train.txt` + `labels_train.txt` and `text_dev.txt` + `labels_dev.txt`: one
+lower-cased text per line without punctuation and, on the matching line, a two-character label per
+word: the mark that follows it (`O , . ?`), then `U` (capitalized) or `O`. Each evaluation prints a
+report per head. The label ids (`O` first, then sorted) go to `work_dir/punct_label_ids.csv` and
+`capit_label_ids.csv`, which eval, resumed runs and `punctuation_capitalization_infer.py` reuse.
+With no arguments it fine-tunes the pretrained MiniLM BERT on the small sample shipped with
+nmod_nlp and prints the scores before and after.
+Several processes: `torchrun --nproc_per_node N punctuation_capitalization.py ...`.
+"""
+import argparse
+from pathlib import Path
+from typing import Optional
+
+import nmod_nlp
+from nmod.core.errors import ConfigError
+from nmod.optim import get_lr_policy
+from nmod_nlp import recipe
+from nmod_nlp.callbacks import token_classification_evaluator_callback
+from nmod_nlp.callbacks.combined import combined_evaluator_callback
+from nmod_nlp.data.punctuation_capitalization import (CAPIT_LABEL_IDS_FILE, PUNCT_LABEL_IDS_FILE,
+                                                      PunctCapitDataLayer)
+from nmod_nlp.data.text_classification import class_weights
+from nmod_nlp.data.token_classification import read_label_ids, write_label_ids
+from nmod_nlp.modules.heads import PunctCapitTokenClassifier
+from nmod_nlp.modules.losses import CrossEntropyLoss, LossAggregator
+
+SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "punctuation_capitalization" / "samples"
+HEADS = ("punct", "capit")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--data_dir", help="folder with text_{train,dev}.txt and labels_{train,dev}.txt")
+    data.add_argument("--max_seq_length", type=int, default=128,
+                      help="sub-tokens per window, [CLS] and [SEP] included; longer texts become several windows")
+    data.add_argument("--none_label", default="O", help="no punctuation / lower case (id 0 in both heads)")
+    data.add_argument("--ignore_start_end", action="store_false",
+                      help="pass to count [CLS] and [SEP] in the loss (default: left out, as NeMo)")
+    data.add_argument("--ignore_extra_tokens", action="store_false",
+                      help="pass to count a word's sub-tokens after the first in the loss (default: left out)")
+    data.add_argument("--num_samples", type=recipe.optional_number(int), default=None,
+                      help="use the first N training texts (-1: all)")
+    data.add_argument("--use_cache", action="store_true", help="keep the features beside the text files")
+    recipe.add_encoder_args(p)
+    head = p.add_argument_group("heads")
+    head.add_argument("--punct_num_fc_layers", type=int, default=3)
+    head.add_argument("--capit_num_fc_layers", type=int, default=2)
+    head.add_argument("--fc_dropout", type=float, default=0.1)
+    head.add_argument("--punct_loss_weight", type=float, default=0.5,
+                      help="loss = w * punctuation loss + (1 - w) * capitalization loss")
+    head.add_argument("--use_weighted_loss_punct", action="store_true",
+                      help="weigh each punctuation mark by the inverse of its frequency in the training words")
+    p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
+                   help="eval scores the dev set with the weights in --checkpoint_dir")
+    recipe.add_training_args(p)
+    recipe.add_output_args(p, work_dir="work_dir/punctuation_capitalization")
+    # NeMo 0.11's punctuation defaults.
+    p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.0, num_epochs=5,
+                   batch_size=8)
+    args = recipe.parse_args_with_demo(p, argv, demo_defaults)
+    if not args.data_dir:
+        p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
+    if not 0.0 <= args.punct_loss_weight <= 1.0:
+        p.error(f"--punct_loss_weight must be in [0, 1], got {args.punct_loss_weight}")
+    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    if args.mode == "eval":
+        if not args.checkpoint_dir:
+            p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
+        recipe.check_files_exist(p, args, ["checkpoint_dir"])
+    return args
+
+
+def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample."""
+    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
+        return None
+    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
+    if not args.data_dir:
+        # Sized for well under a minute on 2 CPU cores: a higher lr for the fresh heads, short windows.
+        # Punctuation marks are rare next to "no mark", so the demo weighs them up.
+        demo.update(data_dir=str(SAMPLE), lr=2e-4, num_epochs=3, batch_size=16, max_seq_length=64,
+                    train_step_freq=10, use_weighted_loss_punct=True)
+    return demo
+
+
+def saved_label_ids(args: argparse.Namespace) -> Optional[tuple[dict, dict]]:
+    """The label ids a trained run wrote (eval, resume): in --checkpoint_dir or one level up (its work_dir);
+    else the ones the data folder provides (NeMo's "Using the provided label_ids dictionary")."""
+    folders = [Path(args.checkpoint_dir), Path(args.checkpoint_dir).parent] if args.checkpoint_dir else []
+    for folder in folders + [Path(args.data_dir)]:
+        files = [folder / PUNCT_LABEL_IDS_FILE, folder / CAPIT_LABEL_IDS_FILE]
+        if all(f.is_file() for f in files):
+            ids = tuple(read_label_ids(f) for f in files)
+            for f, label_ids in zip(files, ids):
+                if label_ids.get(args.none_label) != 0:
+                    raise ConfigError(f"{f} gives the none label {args.none_label!r} id "
+                                      f"{label_ids.get(args.none_label)}, not 0: pass the --none_label that run used")
+            return ids
+    if args.mode == "eval":
+        raise ConfigError(f"--checkpoint_dir {args.checkpoint_dir}: no {PUNCT_LABEL_IDS_FILE} and "
+                          f"{CAPIT_LABEL_IDS_FILE} in it or one level up; the label ids must be the trained run's")
+    return None
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
+    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+
+    # Modules: tokenizer -> encoder -> two token heads -> two masked cross-entropies -> weighted sum.
+    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    tokenizer = recipe.build_tokenizer(args)
+    punct_ids, capit_ids = saved_label_ids(args) or (None, None)
+
+    def data_layer(split: str, train: bool, punct_ids, capit_ids) -> PunctCapitDataLayer:
+        return PunctCapitDataLayer(
+            str(data_dir / f"text_{split}.txt"), str(data_dir / f"labels_{split}.txt"), tokenizer=tokenizer,
+            max_seq_length=args.max_seq_length, punct_label_ids=punct_ids, capit_label_ids=capit_ids,
+            pad_label=args.none_label, ignore_extra_tokens=args.ignore_extra_tokens,
+            ignore_start_end=args.ignore_start_end, num_samples=(args.num_samples or -1) if train else -1,
+            batch_size=args.batch_size, shuffle=args.shuffle_data if train else False, use_cache=args.use_cache,
+            bucket_by_length=args.bucket_by_length and train)
+
+    train_layer = data_layer("train", True, punct_ids, capit_ids) if args.mode != "eval" else None
+    if train_layer is not None:  # the training set's ids, for the dev set and every later run
+        punct_ids, capit_ids = train_layer.punct_label_ids, train_layer.capit_label_ids
+    eval_layer = data_layer("dev", False, punct_ids, capit_ids) if args.mode != "train" else None
+    if nf.global_rank == 0:
+        write_label_ids(work_dir / PUNCT_LABEL_IDS_FILE, punct_ids)
+        write_label_ids(work_dir / CAPIT_LABEL_IDS_FILE, capit_ids)
+    label_names = {"punct": sorted(punct_ids, key=punct_ids.get), "capit": sorted(capit_ids, key=capit_ids.get)}
+
+    classifier = PunctCapitTokenClassifier(
+        encoder.hidden_size, punct_num_classes=len(punct_ids), capit_num_classes=len(capit_ids),
+        punct_num_layers=args.punct_num_fc_layers, capit_num_layers=args.capit_num_fc_layers,
+        dropout=args.fc_dropout, log_softmax=False)
+    punct_weights = None
+    if args.use_weighted_loss_punct and train_layer is not None:  # most words are followed by no mark
+        punct_weights = class_weights(train_layer.word_label_ids("punct"), len(punct_ids))
+    punct_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=punct_weights)
+    capit_loss_fn = CrossEntropyLoss(logits_ndim=3)
+    aggregator = LossAggregator(num_inputs=2, weights=[args.punct_loss_weight, 1.0 - args.punct_loss_weight])
+
+    def pipeline(layer):
+        batch = layer()
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
+                         attention_mask=batch.input_mask)
+        logits = classifier(hidden_states=hidden)
+        punct_loss = punct_loss_fn(logits=logits.punct_logits, labels=batch.punct_labels, loss_mask=batch.loss_mask)
+        capit_loss = capit_loss_fn(logits=logits.capit_logits, labels=batch.capit_labels, loss_mask=batch.loss_mask)
+        return batch, logits, aggregator(loss_1=punct_loss, loss_2=capit_loss)
+
+    evaluators = []
+    if eval_layer is not None:
+        batch, logits, _ = pipeline(eval_layer)
+        heads = [token_classification_evaluator_callback(
+            getattr(logits, f"{head}_logits"), getattr(batch, f"{head}_labels"), batch.subtokens_mask,
+            label_names[head], sentences=eval_layer.sentences, predictions_file=work_dir / f"{head}_predictions.txt",
+            name=head, print_report=nf.global_rank == 0,
+            eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
+            eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer) for head in HEADS]
+        evaluators.append(combined_evaluator_callback(heads))  # one pass over the dev set for both heads
+
+    results = {}
+    if args.mode == "eval":
+        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
+        results["eval"] = evaluators[0].results[-1][1]
+        _print_metrics("eval", results["eval"], nf)
+        return results
+
+    _, _, train_loss = pipeline(train_layer)
+    nf.train(
+        tensors_to_optimize=[train_loss],
+        optimizer=args.optimizer,
+        optimization_params=recipe.optimization_params(args),
+        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
+        callbacks=recipe.training_callbacks(args, train_loss, nf) + evaluators,
+        batches_per_step=args.batches_per_step,
+    )
+    if evaluators and evaluators[0].results:
+        results["before"], results["after"] = evaluators[0].results[0][1], evaluators[0].results[-1][1]
+        _print_metrics("before training", results["before"], nf)
+        _print_metrics("after training", results["after"], nf)
+    return results
+
+
+def _print_metrics(when: str, metrics: dict, nf) -> None:
+    if nf.global_rank == 0:
+        print(f"Punctuation and capitalization {when}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    recipe.run(main)
