@@ -113,8 +113,14 @@ import torch, transformers
 import nmod
 from nmod.optim import apex_available
 print(f"python {platform.python_version()} ({sys.executable})")
-print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
-      f"NCCL {'.'.join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else '-'}")
+nccl = "-"
+if torch.cuda.is_available():
+    try:
+        v = torch.cuda.nccl.version()
+        nccl = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    except Exception as err:  # a torch built without NCCL
+        nccl = f"unavailable ({err})"
+print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, NCCL {nccl}")
 print(f"transformers {transformers.__version__}; nmod {nmod.__version__}; NVIDIA apex: "
       f"{'imports' if apex_available() else 'not importable'}")
 if torch.cuda.is_available():
