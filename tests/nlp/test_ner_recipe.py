@@ -32,7 +32,8 @@ def printed(stdout, when):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A copy of the shipped sample (feature caches land beside it) with one malformed training line."""
-    folder = shutil.copytree(SAMPLE, tmp_path_factory.mktemp("ner") / "data", ignore=shutil.ignore_patterns("*.py", "*.cache.pt"))
+    folder = shutil.copytree(SAMPLE, tmp_path_factory.mktemp("ner") / "data",
+                             ignore=shutil.ignore_patterns("*.py", "*.cache.pt"))
     labels = (folder / "labels_train.txt").read_text().splitlines()
     labels[2] += " O"
     (folder / "labels_train.txt").write_text("\n".join(labels) + "\n")

@@ -47,7 +47,8 @@ def test_scores_first_subtokens_in_file_order_and_writes_conll(tmp_path):
 
 def test_sentences_that_do_not_match_the_data_are_an_error(tmp_path):
     t = {k: SimpleNamespace(name=k) for k in ("logits", "labels", "mask")}
-    batch = {"logits": [one_hot([[0, 1, 0]])], "labels": [torch.tensor([[0, 1, 0]])], "mask": [torch.tensor([[0, 1, 0]])]}
+    batch = {"logits": [one_hot([[0, 1, 0]])], "labels": [torch.tensor([[0, 1, 0]])],
+             "mask": [torch.tensor([[0, 1, 0]])]}
     cb = token_classification_evaluator_callback(t["logits"], t["labels"], t["mask"], LABELS,
                                                  sentences=[["a", "b"]], print_report=False)
     with pytest.raises(ValueError, match="2 words but 1 first sub-tokens"):

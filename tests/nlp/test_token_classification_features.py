@@ -38,7 +38,8 @@ def test_long_sentences_become_consecutive_windows_between_words(tokenizer, capl
         f = encode_words(tokenizer, [words, ["short"]], {"labels": [list(range(6)), [0]]}, max_seq_length=5)
     assert "1 of 2 sentences are longer than max_seq_length=5" in caplog.text
     assert f.sentences_split == 1 and f.words_cut == 0
-    assert f.sentence_index.tolist() == [0, 0, 0, 1]  # 3 sub-tokens a window: alpha beta gamma | delta smithsonian ##ism | x
+    # 3 sub-tokens a window: alpha beta gamma | delta smithsonian ##ism | x
+    assert f.sentence_index.tolist() == [0, 0, 0, 1]
     assert f.first_word.tolist() == [0, 3, 5, 0] and f.num_words.tolist() == [3, 2, 1, 1]
     assert all(len(f.row("input_ids", i)) <= 5 for i in range(len(f)))
     firsts = np.concatenate([f.row("labels", i)[f.row("subtokens_mask", i) == 1] for i in range(3)])
@@ -79,7 +80,8 @@ def test_reader_skips_mismatched_lines_with_a_counted_warning(tmp_path, caplog):
     assert data.sentences == [["EU", "rejects", "German", "call"], ["BRUSSELS", "1996"]]
     assert data.lines == [1, 4] and data.summary.skipped_lines == [3] and data.summary.blank_lines == 1
     assert f"{tmp_path / 'labels.txt'}:3: 2 words in text.txt but 1 labels" in caplog.text
-    skipped = read_token_classification_files(tmp_path / "text.txt", tmp_path / "labels.txt", known_labels=["O", "B-LOC"])
+    skipped = read_token_classification_files(tmp_path / "text.txt", tmp_path / "labels.txt",
+                                              known_labels=["O", "B-LOC"])
     assert skipped.lines == [4] and "B-MISC, B-ORG are not among the model's labels" in skipped.summary.warnings[0]
 
 
