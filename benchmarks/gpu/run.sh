@@ -133,6 +133,12 @@ else:
 EOF
 if [ "$cuda" = 1 ]; then
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true
+    if ! timeout 120 "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+        echo "nvidia-smi lists a GPU but the torch of $py does not see it: the GPU steps cannot run"
+        summary+=("torch sees the GPU: NO ($py)")
+        failed=1
+        cuda=0
+    fi
 fi
 
 # ---- 2. the CUDA tests ----------------------------------------------------------------------------------

@@ -221,6 +221,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="folder for throughput.json and throughput.md (default: $OUT when set)")
     p.add_argument("--list_sides", action="store_true", help="print the side names and exit")
     args = p.parse_args(argv)
+    if args.device is None and not torch.cuda.is_available() and not args.tiny:
+        p.error("CUDA is not available here: pass --tiny for the smoke test, or --device cpu for the full model on "
+                "the CPU (hours)")
     args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available here (use --device cpu)")
