@@ -26,9 +26,11 @@ root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
 out="${OUT:-}"
+tee_pid=""
 if [ -n "$out" ]; then
     mkdir -p "$out"
     exec > >(tee -a "$out/run.log") 2>&1
+    tee_pid=$!
 fi
 
 deadline="${NMOD_GPU_DEADLINE_S:-480}"
@@ -73,6 +75,10 @@ finish() {
     printf '%s\n' "${summary[@]}"
     if [ -n "$out" ]; then printf '%s\n' "${summary[@]}" > "$out/summary.txt"; fi
     if [ "$failed" -ne 0 ]; then echo "RESULT: FAILED"; else echo "RESULT: ok"; fi
+    if [ -n "$tee_pid" ]; then  # let tee write the last lines into run.log before the folder is read
+        exec >&- 2>&-
+        wait "$tee_pid" 2>/dev/null || true
+    fi
     exit "$failed"
 }
 
