@@ -62,7 +62,7 @@ def test_data_layer_ids_none_label_first_and_labels_on_first_subtokens(tokenizer
 
 
 def test_eval_layer_takes_the_training_ids(tokenizer, tmp_path):
-    text, labels = write(tmp_path, "why\nyes\n", "?U OU\n".replace(" ", "\n"))
+    text, labels = write(tmp_path, "why\nyes\n", "?U\nOU\n")
     layer = PunctCapitDataLayer(text, labels, tokenizer=tokenizer, use_cache=False,
                                 punct_label_ids={"O": 0, ",": 1, ".": 2, "?": 3}, capit_label_ids={"O": 0, "U": 1})
     assert layer.dataset[0][5].tolist() == [0, 3, 0]

@@ -1,0 +1,34 @@
+"""The punctuation recipe with no arguments (real MiniLM weights, the shipped sample), then inference
+from the run's folder alone."""
+import re
+import subprocess
+import sys
+
+from recipe_runner import ROOT
+
+EXAMPLES = ROOT / "examples" / "nlp" / "punctuation_capitalization"
+
+
+def run(script, args, tmp_path) -> str:
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=1200,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def metric(stdout: str, when: str, name: str) -> float:
+    match = re.search(rf"^Punctuation and capitalization {when} training: .*\b{name} ([\d.]+)", stdout, re.M)
+    assert match, stdout[-3000:]
+    return float(match.group(1))
+
+
+def test_demo_raises_both_heads_and_infer_restores_text(tmp_path):
+    # Two of the demo's three epochs keep CI fast; both heads still clearly improve.
+    out = run(EXAMPLES / "punctuation_capitalization.py", ["--num_epochs", "2"], tmp_path)
+    for head, gain in (("punct", 0.15), ("capit", 0.4)):
+        before, after = metric(out, "before", f"{head}_macro_f1"), metric(out, "after", f"{head}_macro_f1")
+        assert after > before + gain, (head, before, after)
+    assert metric(out, "after", "capit_accuracy") > 0.9
+    text = run(EXAMPLES / "punctuation_capitalization_infer.py", ["--queries", "how are you"], tmp_path)
+    combined = re.search(r"^Combined: (.*)$", text, re.M).group(1)
+    assert combined.startswith("How") and re.sub(r"[,.?]", "", combined) == "How are you"
