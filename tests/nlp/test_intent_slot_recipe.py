@@ -43,7 +43,8 @@ def test_seed_command_trains_both_heads_and_writes_reports(megatron, data, tmp_p
     assert len(labels) == 40 and after["intent_accuracy"] == pytest.approx(
         classification_report(preds, labels, 4)["accuracy"], abs=1e-4)
     conll = [line.split() for line in (work / "slot_predictions.txt").read_text().splitlines() if line]
-    assert len(conll) == sum(len(line.split("\t")[0].split()) for line in (data / "test.tsv").read_text().splitlines()[1:])
+    queries = (data / "test.tsv").read_text().splitlines()[1:]
+    assert len(conll) == sum(len(line.split("\t")[0].split()) for line in queries)  # a row per eval word
     assert "get_weather" in result.stdout and "macro avg" in result.stdout  # per-label reports
     assert (work / "dict.intents.csv").read_text() == (data / "dict.intents.csv").read_text()
     saved = read_yaml(work / "args.yaml")["arguments"]

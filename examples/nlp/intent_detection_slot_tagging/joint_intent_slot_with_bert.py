@@ -39,7 +39,8 @@ ENTITY_PREFIXES = ("B", "I", "E", "S")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument("--data_dir", help="folder with dict.intents.csv, dict.slots.csv, {prefix}.tsv, {prefix}_slots.tsv")
+    data.add_argument("--data_dir",
+                      help="folder with dict.intents.csv, dict.slots.csv, {prefix}.tsv and {prefix}_slots.tsv")
     data.add_argument("--train_file_prefix", default="train")
     data.add_argument("--eval_file_prefix", default="test")
     data.add_argument("--num_train_samples", type=recipe.optional_number(int), default=None,
