@@ -1,17 +1,16 @@
 """The joint intent/slot recipe with no arguments (real MiniLM weights, the shipped sample), then
 inference from the run's folder alone."""
 import re
-import subprocess
-import sys
 
-from recipe_runner import ROOT
+from recipe_runner import ROOT, run_recipe
 
 EXAMPLES = ROOT / "examples" / "nlp" / "intent_detection_slot_tagging"
 
 
 def run(script, args, tmp_path) -> str:
-    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=1200,
-                            cwd=tmp_path)
+    """The script as a user runs it (one thread per process, as every recipe test); run_recipe adds
+    `--work_dir tmp_path/work`, which is also the folder the infer script reads the run from."""
+    result = run_recipe(script, args, tmp_path, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -23,7 +22,7 @@ def metric(stdout: str, when: str, name: str) -> float:
 
 
 def test_demo_raises_intent_and_slot_scores_and_infer_reads_the_run(tmp_path):
-    out = run(EXAMPLES / "joint_intent_slot_with_bert.py", ["--num_epochs", "2"], tmp_path)
+    out = run(EXAMPLES / "joint_intent_slot_with_bert.py", [], tmp_path)
     assert metric(out, "after", "intent_accuracy") > metric(out, "before", "intent_accuracy") + 0.4
     assert metric(out, "after", "slot_macro_f1") > metric(out, "before", "slot_macro_f1") + 0.15
     text = run(EXAMPLES / "joint_intent_slot_infer.py", ["--queries", "play some adele"], tmp_path)

@@ -1,17 +1,16 @@
 """The punctuation recipe with no arguments (real MiniLM weights, the shipped sample), then inference
 from the run's folder alone."""
 import re
-import subprocess
-import sys
 
-from recipe_runner import ROOT
+from recipe_runner import ROOT, run_recipe
 
 EXAMPLES = ROOT / "examples" / "nlp" / "punctuation_capitalization"
 
 
 def run(script, args, tmp_path) -> str:
-    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=1200,
-                            cwd=tmp_path)
+    """The script as a user runs it (one thread per process, as every recipe test); run_recipe adds
+    `--work_dir tmp_path/work`, which is also the folder the infer script reads the run from."""
+    result = run_recipe(script, args, tmp_path, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -23,8 +22,7 @@ def metric(stdout: str, when: str, name: str) -> float:
 
 
 def test_demo_raises_both_heads_and_infer_restores_text(tmp_path):
-    # Two of the demo's three epochs keep CI fast; both heads still clearly improve.
-    out = run(EXAMPLES / "punctuation_capitalization.py", ["--num_epochs", "2"], tmp_path)
+    out = run(EXAMPLES / "punctuation_capitalization.py", [], tmp_path)
     for head, gain in (("punct", 0.15), ("capit", 0.4)):
         before, after = metric(out, "before", f"{head}_macro_f1"), metric(out, "after", f"{head}_macro_f1")
         assert after > before + gain, (head, before, after)
