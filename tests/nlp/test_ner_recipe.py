@@ -132,3 +132,14 @@ def test_demo_runs_with_no_arguments_and_the_entity_f1_rises(tmp_path):
     result = ok(run_recipe(RECIPE, [], tmp_path))
     before, after = printed(result.stdout, "before training"), printed(result.stdout, "after training")
     assert after["entity_f1"] > before["entity_f1"] + 30, (before, after)
+
+
+def test_the_run_writes_a_model_folder_with_the_label_ids(trained):
+    from nmod_nlp.model_folder import load_model_folder
+    from nmod_nlp.modules.heads import TokenClassifier
+
+    _, work = trained
+    model = load_model_folder(work / "model")
+    assert model.task == "ner" and model.labels["labels"] == (work / "label_ids.csv").read_text().split()
+    assert isinstance(model["head"], TokenClassifier)
+    assert model["head"].init_params["num_classes"] == len(model.labels["labels"])
