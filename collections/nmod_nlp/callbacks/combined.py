@@ -13,7 +13,7 @@ def combined_evaluator_callback(callbacks: Sequence[EvaluatorCallback]) -> Evalu
 
     Each keeps its own `global_vars`, and the metrics are merged (keys should differ: give each a
     `name`, such as "punct" and "capit"). The schedule (eval_step, eval_epoch, eval_at_start,
-    tb_writer) is the first callback's. Without this, two evaluators would each run the encoder
+    eval_at_end, tb_writer) is the first callback's. Without this, two evaluators would each run the encoder
     over the eval set.
     """
     callbacks = list(callbacks)
@@ -33,4 +33,5 @@ def combined_evaluator_callback(callbacks: Sequence[EvaluatorCallback]) -> Evalu
 
     first = callbacks[0]
     return EvaluatorCallback(tensors, on_batch, on_done, eval_step=first.eval_step, eval_epoch=first.eval_epoch,
-                             eval_at_start=first.eval_at_start, tb_writer=first.tb_writer)
+                             eval_at_start=first.eval_at_start, tb_writer=first.tb_writer,
+                             eval_at_end=getattr(first, "eval_at_end", True))
