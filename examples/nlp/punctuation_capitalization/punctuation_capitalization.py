@@ -22,7 +22,6 @@ from typing import Optional
 
 import nmod_nlp
 from nmod.core.errors import ConfigError
-from nmod.optim import get_lr_policy
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import token_classification_evaluator_callback
 from nmod_nlp.callbacks.combined import combined_evaluator_callback
@@ -179,14 +178,9 @@ def main(argv=None) -> dict:
         return results
 
     _, _, train_loss = pipeline(train_layer)
-    nf.train(
-        tensors_to_optimize=[train_loss],
-        optimizer=args.optimizer,
-        optimization_params=recipe.optimization_params(args),
-        lr_policy=get_lr_policy(args.lr_policy, warmup_ratio=args.lr_warmup_proportion),
-        callbacks=recipe.training_callbacks(args, train_loss, nf) + evaluators,
-        batches_per_step=args.batches_per_step,
-    )
+    recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
+    recipe.save_model(args, nf, task="punctuation_capitalization", modules={"encoder": encoder, "head": classifier},
+                      tokenizer=tokenizer, labels=label_names, extra={"max_seq_length": args.max_seq_length})
     if evaluators and evaluators[0].results:
         results["before"], results["after"] = evaluators[0].results[0][1], evaluators[0].results[-1][1]
         _print_metrics("before training", results["before"], nf)
