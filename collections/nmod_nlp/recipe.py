@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import nmod
-from nmod.callbacks import Callback, CheckpointCallback, SimpleLossLoggerCallback
+from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
 from nmod.core import NmTensor, NmodError
 from nmod.core.config import write_yaml
 from nmod.optim import get_lr_policy
@@ -43,6 +43,9 @@ __all__ = [
     "optimization_params",
     "training_callbacks",
     "train",
+    "evaluate",
+    "report_training",
+    "print_metrics",
     "save_resolved_args",
     "save_model",
     "run",
@@ -266,6 +269,34 @@ def train(nf: nmod.NeuralModuleFactory, args: argparse.Namespace, loss: NmTensor
         batches_per_step=args.batches_per_step,
     )
 
+
+
+def evaluate(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequence[EvaluatorCallback],
+             checkpoint_dir: Optional[str]) -> dict:
+    """``--mode eval``: the evaluators on the weights in ``checkpoint_dir``; prints and returns the metrics."""
+    nf.eval(list(evaluators), checkpoint_dir=checkpoint_dir)
+    metrics = {k: v for cb in evaluators for k, v in cb.results[-1][1].items()}
+    print_metrics(title, "eval", metrics, nf)
+    return {"eval": metrics}
+
+
+def report_training(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequence[EvaluatorCallback]) -> dict:
+    """The metrics before and after training (the evaluators' first and last results), printed on rank 0."""
+    if not evaluators or not evaluators[0].results:
+        return {}
+    results = {}
+    for when, index in (("before training", 0), ("after training", -1)):
+        results[when.split()[0]] = {k: v for cb in evaluators for k, v in cb.results[index][1].items()}
+        print_metrics(title, when, results[when.split()[0]], nf)
+    return results
+
+
+def print_metrics(title: str, when: str, metrics: dict, nf: nmod.NeuralModuleFactory) -> None:
+    """One line on rank 0, ``<title> <when>: name value ...``: fractions to 4 places, entity scores in
+    percent to 2 (as conlleval prints them)."""
+    if nf.global_rank == 0:
+        print(f"{title} {when}: " + "  ".join(f"{k} {v:.2f}" if "entity_" in k else f"{k} {v:.4f}"
+                                              for k, v in metrics.items()))
 
 def run(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> Any:
     """Run a recipe's ``main``: nmod's own errors end it as argparse's do, with one line on stderr.

@@ -122,23 +122,15 @@ def main(argv=None) -> dict:
                 eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
                 eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
 
-    results = {}
     if args.mode == "eval":
-        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
-        results["eval"] = {k: v for cb in evaluators for k, v in cb.results[-1][1].items()}
-        _print_metrics(args.task_name, "eval", results["eval"], nf)
-        return results
+        return recipe.evaluate(f"GLUE {args.task_name}", nf, evaluators, args.checkpoint_dir)
 
     _, _, train_loss = pipeline(train_layer)
     recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="glue", modules={"encoder": encoder, "head": head}, tokenizer=tokenizer,
                       labels={} if regression else {"labels": list(task.labels)},
                       extra={"task_name": args.task_name, "max_seq_length": args.max_seq_length})
-    if evaluators and evaluators[0].results:
-        for when, index in (("before training", 0), ("after training", -1)):
-            results[when] = {k: v for cb in evaluators for k, v in cb.results[index][1].items()}
-            _print_metrics(args.task_name, when, results[when], nf)
-    return results
+    return recipe.report_training(f"GLUE {args.task_name}", nf, evaluators)
 
 
 def write_test_predictions(args, nf, task, data_layer, pipeline) -> list[str]:
@@ -154,11 +146,6 @@ def write_test_predictions(args, nf, task, data_layer, pipeline) -> list[str]:
             print(f"Wrote {len(layer.examples)} predictions to {path}")
         written.append(str(path))
     return written
-
-
-def _print_metrics(task: str, when: str, metrics: dict, nf) -> None:
-    if nf.global_rank == 0:
-        print(f"GLUE {task} {when}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
 if __name__ == "__main__":

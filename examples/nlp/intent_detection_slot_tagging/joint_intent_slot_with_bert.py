@@ -166,30 +166,15 @@ def main(argv=None) -> dict:
             **schedule)
         evaluators.append(combined_evaluator_callback([intents, slots]))  # one pass over the eval set
 
-    results = {}
     if args.mode == "eval":
-        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
-        results["eval"] = evaluators[0].results[-1][1]
-        _print_metrics("eval", results["eval"], nf)
-        return results
+        return recipe.evaluate("Intent and slot", nf, evaluators, args.checkpoint_dir)
 
     _, _, train_loss = pipeline(train_layer)
     recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="intent_slot", modules={"encoder": encoder, "head": classifier},
                       tokenizer=tokenizer, labels={"intents": intent_names, "slots": slot_names},
                       extra={"max_seq_length": args.max_seq_length})
-    if evaluators and evaluators[0].results:
-        results["before"], results["after"] = evaluators[0].results[0][1], evaluators[0].results[-1][1]
-        _print_metrics("before training", results["before"], nf)
-        _print_metrics("after training", results["after"], nf)
-    return results
-
-
-def _print_metrics(when: str, metrics: dict, nf) -> None:
-    """One line: intent and slot scores as fractions, slot entity scores in percent (as conlleval prints them)."""
-    if nf.global_rank == 0:
-        print(f"Intent and slot {when}: " + "  ".join(f"{k} {v:.2f}" if "entity_" in k else f"{k} {v:.4f}"
-                                                     for k, v in metrics.items()))
+    return recipe.report_training("Intent and slot", nf, evaluators)
 
 
 if __name__ == "__main__":

@@ -120,28 +120,15 @@ def main(argv=None) -> dict:
             eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
             eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
 
-    results = {}
     if args.mode == "eval":
-        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
-        results["eval"] = evaluators[0].results[-1][1]
-        _print_metrics("eval", results["eval"], nf)
-        return results
+        return recipe.evaluate("Text classification", nf, evaluators, args.checkpoint_dir)
 
     _, _, train_loss = pipeline(train_layer)
     recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="text_classification", modules={"encoder": encoder, "head": classifier},
                       tokenizer=tokenizer, labels={"labels": [str(i) for i in range(num_classes)]},
                       extra={"max_seq_length": args.max_seq_length})
-    if evaluators and evaluators[0].results:
-        results["before"], results["after"] = evaluators[0].results[0][1], evaluators[0].results[-1][1]
-        _print_metrics("before training", results["before"], nf)
-        _print_metrics("after training", results["after"], nf)
-    return results
-
-
-def _print_metrics(when: str, metrics: dict, nf) -> None:
-    if nf.global_rank == 0:
-        print(f"Text classification {when}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return recipe.report_training("Text classification", nf, evaluators)
 
 
 if __name__ == "__main__":

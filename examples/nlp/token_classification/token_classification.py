@@ -166,30 +166,15 @@ def main(argv=None) -> dict:
             eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
             eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
 
-    results = {}
     if args.mode == "eval":
-        nf.eval(evaluators, checkpoint_dir=args.checkpoint_dir)
-        results["eval"] = evaluators[0].results[-1][1]
-        _print_metrics("eval", results["eval"], nf)
-        return results
+        return recipe.evaluate("NER", nf, evaluators, args.checkpoint_dir)
 
     _, _, train_loss = pipeline(train_layer)
     recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="ner", modules={"encoder": encoder, "head": classifier}, tokenizer=tokenizer,
                       labels={"labels": label_names},
                       extra={"max_seq_length": args.max_seq_length, "none_label": args.none_label})
-    if evaluators and evaluators[0].results:
-        results["before"], results["after"] = evaluators[0].results[0][1], evaluators[0].results[-1][1]
-        _print_metrics("before training", results["before"], nf)
-        _print_metrics("after training", results["after"], nf)
-    return results
-
-
-def _print_metrics(when: str, metrics: dict, nf) -> None:
-    """One line: token-level scores as fractions, entity scores in percent (as conlleval prints them)."""
-    if nf.global_rank == 0:
-        print(f"NER {when}: " + "  ".join(f"{k} {v:.2f}" if k.startswith("entity_") else f"{k} {v:.4f}"
-                                          for k, v in metrics.items()))
+    return recipe.report_training("NER", nf, evaluators)
 
 
 if __name__ == "__main__":
