@@ -81,3 +81,12 @@ def test_bracket_chunks_are_one_token_long():
     assert counts("[ ] O", "[ ] O") == (2, 2, 2)
     with pytest.raises(ValueError, match="sentence 0: 2 gold tags but 1 predicted"):
         conlleval([["O", "O"]], [["O"]])
+
+
+def test_iob_tagging_is_recognised_only_with_conllevals_outside_tag():
+    from nmod_nlp.metrics import is_iob_tagging
+
+    assert is_iob_tagging(["O", "B-PER", "I-PER", "E-LOC", "S-LOC"])
+    assert not is_iob_tagging(["O", "B-PER", "city"])  # a plain label is not a chunk tag
+    assert not is_iob_tagging(["NONE", "B-PER"], none_label="NONE")  # conlleval's outside tag is O
+    assert not is_iob_tagging(["O", "X-PER"])

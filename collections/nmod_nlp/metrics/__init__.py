@@ -5,7 +5,7 @@ Imports no torch, so evaluation code and tests can use it alone.
 """
 from .classification import (accuracy, binary_f1, class_ids, classification_report, confusion_matrix, format_report,
                              matthews_corrcoef, precision_recall_f1, save_confusion_matrix)
-from .conlleval import conlleval, conlleval_lines, format_conlleval
+from .conlleval import conlleval, conlleval_lines, format_conlleval, is_iob_tagging
 from .correlation import pearson_corr, rankdata, spearman_corr
 from .glue import GLUE_MAIN_METRIC, GLUE_TASKS, glue_metrics, normalize_task_name
 
@@ -26,6 +26,7 @@ __all__ = [
     "conlleval",
     "conlleval_lines",
     "format_conlleval",
+    "is_iob_tagging",
     "pearson_corr",
     "spearman_corr",
     "rankdata",

@@ -23,8 +23,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-__all__ = ["split_tag", "start_of_chunk", "end_of_chunk", "ConllevalCounts", "conlleval", "conlleval_lines",
+__all__ = ["is_iob_tagging", "split_tag", "start_of_chunk", "end_of_chunk", "ConllevalCounts", "conlleval", "conlleval_lines",
            "format_conlleval"]
+
+
+def is_iob_tagging(label_names: Sequence[str], none_label: str = "O") -> bool:
+    """True when the labels are IOB-style tags (`B-PER`, `I-LOC`, ... and `O`), the tags conlleval
+    scores as entities; conlleval's outside tag is `O`, so another none label is not one."""
+    return none_label == "O" and all(n == none_label or ("-" in n and n.partition("-")[0] in ("B", "I", "E", "S"))
+                                     for n in label_names)
 
 
 def split_tag(tag: str) -> tuple[str, str]:

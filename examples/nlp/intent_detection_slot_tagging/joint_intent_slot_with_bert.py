@@ -27,12 +27,11 @@ from nmod_nlp.callbacks.combined import combined_evaluator_callback
 from nmod_nlp.data.intent_slot import INTENTS_FILE, SLOTS_FILE, IntentSlotDataLayer
 from nmod_nlp.data.text_classification import class_weights
 from nmod_nlp.data.token_classification import write_label_ids
-from nmod_nlp.metrics import classification_report, format_report
+from nmod_nlp.metrics import classification_report, format_report, is_iob_tagging
 from nmod_nlp.modules.heads import JointIntentSlotClassifier
 from nmod_nlp.modules.losses import CrossEntropyLoss, LossAggregator
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "intent_slot" / "samples"
-ENTITY_PREFIXES = ("B", "I", "E", "S")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,11 +91,6 @@ def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
         demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=8, batch_size=16, train_step_freq=10,
                     class_balancing="weighted_loss")
     return demo
-
-
-def is_entity_tagging(label_names: list[str], none_label: str) -> bool:
-    """True when the slots are IOB-style tags (`B-city`, `I-city`, ... and `O`), which conlleval scores."""
-    return all(n == none_label or ("-" in n and n.partition("-")[0] in ENTITY_PREFIXES) for n in label_names)
 
 
 def main(argv=None) -> dict:
@@ -162,7 +156,7 @@ def main(argv=None) -> dict:
         slots = token_classification_evaluator_callback(
             logits.slot_logits, batch.slots, batch.subtokens_mask, slot_names, sentences=eval_layer.sentences,
             predictions_file=work_dir / "slot_predictions.txt", name="slot",
-            entity_level=is_entity_tagging(slot_names, args.none_slot_label), print_report=nf.global_rank == 0,
+            entity_level=is_iob_tagging(slot_names, args.none_slot_label), print_report=nf.global_rank == 0,
             **schedule)
         evaluators.append(combined_evaluator_callback([intents, slots]))  # one pass over the eval set
 

@@ -26,12 +26,11 @@ from nmod_nlp.callbacks import token_classification_evaluator_callback
 from nmod_nlp.data.text_classification import class_weights
 from nmod_nlp.data.token_classification import (LABEL_IDS_FILE, BertTokenClassificationDataLayer, build_label_ids,
                                                 read_label_ids, read_token_classification_files, write_label_ids)
-from nmod_nlp.metrics import save_confusion_matrix
+from nmod_nlp.metrics import is_iob_tagging, save_confusion_matrix
 from nmod_nlp.modules.heads import TokenClassifier
 from nmod_nlp.modules.losses import CrossEntropyLoss
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "token_classification" / "samples"
-ENTITY_PREFIXES = ("B", "I", "E", "S")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -108,12 +107,6 @@ def setup_label_ids(args: argparse.Namespace, train_files: tuple[Path, Path]) ->
     return build_label_ids(read_token_classification_files(*train_files).labels, args.none_label)
 
 
-def is_entity_tagging(label_names: list[str], none_label: str) -> bool:
-    """True when the labels are IOB-style tags (`B-PER`, `I-LOC`, ... and `O`), which conlleval scores."""
-    return none_label == "O" and all(n == none_label or n.partition("-")[0] in ENTITY_PREFIXES and "-" in n
-                                     for n in label_names)
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
@@ -159,7 +152,7 @@ def main(argv=None) -> dict:
         evaluators.append(token_classification_evaluator_callback(
             logits, batch.labels, batch.subtokens_mask, label_names, sentences=eval_layer.sentences,
             predictions_file=work_dir / "predictions.conll",
-            entity_level=is_entity_tagging(label_names, args.none_label),
+            entity_level=is_iob_tagging(label_names, args.none_label),
             print_report=nf.global_rank == 0,
             on_results=lambda preds, gold: save_confusion_matrix(preds, gold, len(label_names),
                                                                  work_dir / "confusion_matrix.tsv", label_names),
