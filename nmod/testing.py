@@ -8,7 +8,8 @@ possible executor, meant for checking numbers in tests, not for training.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+import subprocess
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 
@@ -25,6 +26,7 @@ from nmod.types import (
 )
 
 __all__ = [
+    "run_torchrun",
     "ToyDataLayer",
     "ToyEmbedding",
     "ToyEncoder",
@@ -197,3 +199,20 @@ def run_graph(graph: Graph, source_values: Mapping[str, Mapping[str, torch.Tenso
 
 def _value(values: Dict[int, Dict[str, torch.Tensor]], tensor: NmTensor) -> torch.Tensor:
     return values[tensor.call.uid][tensor.port]
+
+
+GLOO_EXIT_ABORT = "terminate called without an active exception"
+
+
+def run_torchrun(cmd: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True, **kwargs)`` for a multi-process gloo run,
+    rerun once if a rank died of gloo's C++ abort (``terminate called without an active exception``).
+
+    That abort hits about one two-process CPU run in twenty on a loaded 2-core machine, after the
+    work is done, and is an open issue (see the closing notes); any other failure, or the same one
+    twice, still fails the test.
+    """
+    result = subprocess.run(list(cmd), capture_output=True, text=True, **kwargs)
+    if result.returncode != 0 and GLOO_EXIT_ABORT in result.stderr + result.stdout:
+        result = subprocess.run(list(cmd), capture_output=True, text=True, **kwargs)
+    return result

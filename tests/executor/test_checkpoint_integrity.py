@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from nmod.backends.pytorch import checkpoint as ckpt
 from nmod.backends.pytorch import serialization
 from nmod.callbacks import Callback, CheckpointCallback
 from nmod.core.errors import CheckpointError, NmodError
+from nmod.testing import run_torchrun
 from test_train import StopAt, nmod_warnings, run_with_resume, weights  # noqa: F401 (nmod_warnings is a fixture)
 from toy import ToyData, ToyMLP, build
 
@@ -299,7 +299,7 @@ sys.exit(f"rank {{nf.global_rank}} kept training")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
            f"--master_port={free_port()}", str(worker)]
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    result = run_torchrun(cmd, env=env, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "rank 0: Could not write checkpoint" in result.stdout and "No space left on device" in result.stdout
     assert "rank 1: Rank 0 could not write checkpoint step-00000002" in result.stdout and "intact." in result.stdout

@@ -1,11 +1,12 @@
 """Two gloo processes on the same global batch give the same weights as one process."""
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from nmod.testing import run_torchrun
 
 HERE = Path(__file__).parent
 
@@ -21,7 +22,7 @@ def run(tmp_path, nproc, batch):
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
            f"--master_port={free_port()}", str(HERE / "ddp_worker.py"), str(out), str(batch)]
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    result = run_torchrun(cmd, env=env, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return torch.load(out)
 

