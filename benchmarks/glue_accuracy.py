@@ -1,6 +1,6 @@
 """GLUE dev accuracy: nmod's GLUE graph vs `transformers`' BertForSequenceClassification, same data, seeds and hyperparameters.
 
-    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue          # ~40 min on 2 idle cores
+    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue          # ~35 min on 2 idle cores (estimated)
     .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue --max_train_rows 64 --max_dev_rows 64 --seeds 0   # smoke
     .venv/bin/python benchmarks/glue_accuracy.py --data_dir ... --tasks rte --sides nmod,hf,hf_mlp,nmod_1layer   # the head's share
 
@@ -84,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_seq_length", type=int, default=B.GLUE_MAX_SEQ_LENGTH)
     p.add_argument("--fc_dropout", type=float, default=0.1, help="dropout before nmod's head (the recipe's)")
     p.add_argument("--parity_steps", type=int, default=4, help="dropout-0 loss check before the runs (0 = skip)")
+    p.add_argument("--parity_full", action="store_true",
+                   help="run the parity check for the whole training run, then evaluate both on dev")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json_out", help="also write every run's metrics here")
     return p.parse_args(argv)
@@ -190,20 +192,30 @@ def _metrics(run: Run, preds: np.ndarray, dev_layer) -> dict:
 
 
 # ---- checks ----------------------------------------------------------------------------------------
-def parity(run: Run, steps: int, seed: int) -> float:
-    """Dropout 0: the nmod graph vs HF's BertModel under a copy of nmod's initial head, same batches."""
+def parity(run: Run, steps: int, seed: int, full: bool = False) -> float:
+    """Dropout 0: the nmod graph vs HF's BertModel under a copy of nmod's initial head, same batches.
+    `full`: the whole run (every epoch), then both evaluated on dev; else its first `steps` steps."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_throughput import Recorder
 
     rec = Recorder()
-    _, head_state, train_layer = train_nmod(run, seed, max_steps=steps, dropout=0.0, fc_dropout=0.0, recorder=rec)
-    _, hf_losses = train_hf(run, seed, head="mlp", max_steps=steps, dropout=0.0, nmod_head_state=head_state,
-                            fc_dropout=0.0, train_layer=train_layer)
-    rows = [[s + 1, f"{a:.6f}", f"{b:.6f}", f"{abs(a - b):.1e}"] for s, (a, b) in enumerate(zip(rec.losses, hf_losses))]
+    max_steps = None if full else steps
+    nmod_metrics, head_state, train_layer = train_nmod(run, seed, max_steps=max_steps, dropout=0.0, fc_dropout=0.0,
+                                                       recorder=rec)
+    hf_metrics, hf_losses = train_hf(run, seed, head="mlp", max_steps=max_steps, dropout=0.0,
+                                     nmod_head_state=head_state, fc_dropout=0.0, train_layer=train_layer)
+    pairs = list(zip(rec.losses, hf_losses))
+    rows = [[s + 1, f"{a:.6f}", f"{b:.6f}", f"{abs(a - b):.1e}"] for s, (a, b) in enumerate(pairs[:steps])]
+    if len(pairs) > steps:
+        rows += [[s + 1, f"{a:.6f}", f"{b:.6f}", f"{abs(a - b):.1e}"] for s, (a, b) in
+                 list(enumerate(pairs))[-2:]]
     print(B.table(rows, ["step", "nmod graph", "HF BertModel + nmod's head", "|diff|"]))
-    diff = max(abs(a - b) for a, b in zip(rec.losses, hf_losses))
+    diff = max(abs(a - b) for a, b in pairs)
     ok = diff <= 1e-4 * max(1.0, abs(rec.losses[0]))
-    print(f"max |diff| {diff:.1e} over {steps} steps -> {'AGREE' if ok else 'DIFFER'} (tolerance 1e-4 relative)")
+    print(f"max |diff| {diff:.1e} over {len(pairs)} steps -> {'AGREE' if ok else 'DIFFER'} (tolerance 1e-4 relative)")
+    if full:
+        for name, m in (("nmod graph", nmod_metrics), ("HF BertModel + nmod's head", hf_metrics)):
+            print(f"  dev, dropout 0, {name}: " + "  ".join(f"{k} {v:.2f}" for k, v in m.items() if k != "main"))
     return diff
 
 
@@ -268,8 +280,9 @@ def main(argv=None) -> dict:
                   f"token types for {compare_tokenization(run, train_layer)} (train) and "
                   f"{compare_tokenization(run, dev_layer)} (dev) ====")
             if k == 0 and args.parity_steps:
-                print(f"-- parity, dropout 0, {args.parity_steps} steps, seed {seeds[0]} --")
-                info["parity_max_diff"] = parity(run, args.parity_steps, seeds[0])
+                print(f"-- parity, dropout 0, {'the whole run' if args.parity_full else f'{args.parity_steps} steps'}, "
+                      f"seed {seeds[0]} --")
+                info["parity_max_diff"] = parity(run, args.parity_steps, seeds[0], args.parity_full)
             for j, seed in enumerate(seeds):
                 for side in B.rotate(sides, j):
                     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """GLUE training throughput and peak memory: nmod's GLUE graph vs `transformers`' BertForSequenceClassification.
 
-    .venv/bin/python benchmarks/glue_throughput.py                          # CoLA + MRPC rows, ~6 min on 2 cores
+    .venv/bin/python benchmarks/glue_throughput.py                          # CoLA + MRPC rows, ~7 min on 2 idle cores
     .venv/bin/python benchmarks/glue_throughput.py --tasks cola,mrpc,sts-b,rte --num_rows 1024 --reps 5
 
 Short sentences are where a packed (unpadded) encoder matters most: GLUE inputs are padded to 128
