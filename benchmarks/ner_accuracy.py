@@ -1,7 +1,8 @@
 """CoNLL-2003 NER: entity-level dev F1 and training throughput, nmod's NER graph vs `transformers`' BertForTokenClassification.
 
     .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003            # a subset, CPU
-    .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003 --train_sentences 0 --dev_sentences 0 --epochs 3   # all (GPU)
+    .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003 --train_sentences 0 --dev_sentences 0 --epochs 2 --seeds 0,1
+        # ^ all of CoNLL-2003: ~17 min per seed on 2 idle CPU cores (docs/accuracy.md)
 
 The real CoNLL-2003 `train.txt` and `dev.txt` are converted with the recipe's importer
 (`import_from_iob_format`), into a temporary folder. Both sides fine-tune the pretrained MiniLM BERT of
