@@ -1,6 +1,6 @@
 """GLUE dev accuracy: nmod's GLUE graph vs `transformers`' BertForSequenceClassification, same data, seeds and hyperparameters.
 
-    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue          # ~35 min on 2 idle cores (estimated)
+    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue          # 45 min on 2 idle cores (docs/accuracy.md)
     .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue --max_train_rows 64 --max_dev_rows 64 --seeds 0   # smoke
     .venv/bin/python benchmarks/glue_accuracy.py --data_dir ... --tasks rte --sides nmod,hf,hf_mlp,nmod_1layer   # the head's share
 
@@ -205,10 +205,8 @@ def parity(run: Run, steps: int, seed: int, full: bool = False) -> float:
     hf_metrics, hf_losses = train_hf(run, seed, head="mlp", max_steps=max_steps, dropout=0.0,
                                      nmod_head_state=head_state, fc_dropout=0.0, train_layer=train_layer)
     pairs = list(zip(rec.losses, hf_losses))
-    rows = [[s + 1, f"{a:.6f}", f"{b:.6f}", f"{abs(a - b):.1e}"] for s, (a, b) in enumerate(pairs[:steps])]
-    if len(pairs) > steps:
-        rows += [[s + 1, f"{a:.6f}", f"{b:.6f}", f"{abs(a - b):.1e}"] for s, (a, b) in
-                 list(enumerate(pairs))[-2:]]
+    shown = list(range(min(steps, len(pairs)))) + list(range(max(steps, len(pairs) - 2), len(pairs)))  # + the last 2
+    rows = [[s + 1, f"{pairs[s][0]:.6f}", f"{pairs[s][1]:.6f}", f"{abs(pairs[s][0] - pairs[s][1]):.1e}"] for s in shown]
     print(B.table(rows, ["step", "nmod graph", "HF BertModel + nmod's head", "|diff|"]))
     diff = max(abs(a - b) for a, b in pairs)
     ok = diff <= 1e-4 * max(1.0, abs(rec.losses[0]))
