@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC
 from collections import namedtuple
+from functools import lru_cache
 from typing import Any, Dict, Optional
 
 from nmod.types import NeuralType
@@ -119,6 +120,10 @@ class NeuralModule(ABC):
         if self._context.debug:
             outputs = result if isinstance(result, tuple) else (result,)
             self._check_shapes(dict(zip(self.output_ports, outputs)), self.output_ports, "output")
+        if isinstance(result, tuple) and len(result) > 1:  # read by name, as a wired call's outputs are
+            ports = tuple(self.output_ports)
+            if len(ports) == len(result):
+                return _outputs_type(type(self).__name__, ports)(*result)
         return result
 
     def _check_port_names(self, kwargs: Dict[str, Any]) -> None:
@@ -156,7 +161,7 @@ class NeuralModule(ABC):
         outputs = list(call.outputs.values())
         if len(outputs) == 1:
             return outputs[0]
-        return namedtuple(f"{type(self).__name__}Output", list(call.outputs))(*outputs)
+        return _outputs_type(type(self).__name__, tuple(call.outputs))(*outputs)
 
     def _check_shapes(self, values: Dict[str, Any], ports: Dict[str, NeuralType], kind: str) -> None:
         for port, value in values.items():
@@ -226,3 +231,9 @@ class NeuralModule(ABC):
             return target(**params)
         except TypeError as e:
             raise ConfigFieldError(f"{where}: init_params do not fit {spec}: {e}") from None
+
+
+@lru_cache(maxsize=None)
+def _outputs_type(module_class: str, ports: tuple[str, ...]) -> type:
+    """The namedtuple a call of a module with several output ports returns: ``out.<port>``."""
+    return namedtuple(f"{module_class}Output", ports)
