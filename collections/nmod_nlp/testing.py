@@ -41,7 +41,8 @@ def save_megatron_checkpoint(
     """Writes Megatron-LM's save layout: ``latest_checkpointed_iteration.txt`` and one
     ``<iteration>/mp_rank_XX/model_optim_rng.pt`` per tensor-parallel rank.
 
-    ``state`` is a ``MegatronBertModel`` (or ``MegatronBERT``) or its state dict. Versions before
+    ``state`` is a ``MegatronBertModel`` (or ``MegatronBERT``) or its state dict; a pooler in it is
+    saved as Megatron-LM saves a BERT pretrained with a binary head (``language_model.pooler``). Versions before
     ``CHECKPOINT_VERSION`` use the older names (``transformer``, ``attention``); each shard's fused QKV
     is stored in the row order of ``checkpoint_version``. The vocab is zero-padded to a multiple of
     ``make_vocab_size_divisible_by * tp`` as Megatron does. The sizes go into the ``args`` Megatron
@@ -80,7 +81,7 @@ def save_megatron_checkpoint(
     folder = directory / (iteration if iteration == "release" else f"iter_{int(iteration):07d}")
     files = []
     for rank in range(tp):
-        embedding_tree, encoder = {}, {}
+        embedding_tree, encoder, pooler = {}, {}, {}
         for key, value in state.items():
             dim = tensor_parallel_dim(key)
             if dim is not None:
@@ -91,6 +92,9 @@ def save_megatron_checkpoint(
             if key.startswith("embedding."):
                 module, param = key[len("embedding."):].split(".", 1)
                 embedding_tree.setdefault(module, {})[param] = value
+            elif key.startswith("pooler."):
+                module, param = key[len("pooler."):].split(".", 1)
+                pooler.setdefault(module, {})[param] = value
             else:
                 name = key[len("encoder."):]
                 encoder[re.sub(r"\.self_attention\.", ".attention.", name) if legacy_names else name] = value
@@ -101,7 +105,8 @@ def save_megatron_checkpoint(
             "iteration": 0 if iteration == "release" else int(iteration),
             "checkpoint_version": checkpoint_version,
             "args": meta_args,
-            "model": {"language_model": {"embedding": embedding_tree, encoder_key: encoder}},
+            "model": {"language_model": {"embedding": embedding_tree, encoder_key: encoder,
+                                         **({"pooler": pooler} if pooler else {})}},
         }
         file = folder / f"mp_rank_{rank:02d}" / "model_optim_rng.pt"
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -27,12 +27,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--model_dir", required=True, help="a model folder, as recipes write to <work_dir>/model")
     t.add_argument("--out", required=True, help="folder to write the transformers model into")
     t.add_argument("--near_identity_pooler", action="store_true",
-                   help="sequence heads: write a pooler that passes [CLS] through to float32 rounding "
-                        "(*ForSequenceClassification always applies one; nmod's heads have none)")
+                   help="sequence heads on [CLS] (--head mlp): write a pooler that passes [CLS] through to float32 "
+                        "rounding (*ForSequenceClassification always applies one); --head pooler needs none")
 
     m = commands.add_parser("megatron-to-hf", help="Megatron-LM BERT checkpoint -> transformers megatron-bert folder",
                             description="Writes config.json, model.safetensors and the tokenizer files of a "
-                                        "transformers MegatronBertModel (the encoder; no pooler or pretraining heads).")
+                                        "transformers MegatronBertModel (the encoder, and its pooler when the checkpoint "
+                                        "has one; no pretraining heads).")
     m.add_argument("--bert_checkpoint", required=True,
                    help="model_optim_rng.pt, a Megatron save folder (release/ or iter_N/ with mp_rank_XX shards), "
                         "a state dict, or a HF megatron-bert folder")

@@ -156,15 +156,16 @@ def megatron_to_hf(out: str | Path, vocab_file: str | Path, checkpoint: str | Pa
     """A pretrained Megatron-LM BERT (any format ``MegatronBERT`` reads, tensor-parallel shards merged)
     as a ``transformers`` megatron-bert folder for ``MegatronBertModel.from_pretrained``.
 
-    The encoder only: Megatron's pooler and pretraining heads are not carried over, so
-    ``MegatronBertModel`` initialises its pooler afresh (and says so) when loading the folder.
+    The encoder and, when the checkpoint has one, its pretrained pooler (``pooler.dense``), which
+    ``MegatronBertForSequenceClassification`` fine-tunes from; the pretraining heads are not carried
+    over. Without a pooler in the checkpoint, ``MegatronBertModel`` initialises one afresh (and says so).
     """
     from ..modules.encoders.megatron import MegatronBERT
     from ..tokenizers.tokenizer_utils import _infer_lower_case
 
     encoder = MegatronBERT(config_file=None if config_file is None else str(config_file), checkpoint=str(checkpoint),
                            vocab_file=str(vocab_file), checkpoint_version=checkpoint_version,
-                           allow_unsafe_checkpoint=allow_unsafe_checkpoint)
+                           allow_unsafe_checkpoint=allow_unsafe_checkpoint, add_pooler="if_pretrained")
     if do_lower_case is None:
         do_lower_case = _infer_lower_case(None, Path(vocab_file))
     model = encoder.language_model
@@ -222,11 +223,13 @@ def to_hf(model_dir: str | Path, out: str | Path, near_identity_pooler: bool = F
     becomes ``qa_outputs`` (SQuAD) or ``classifier``. A ``log_softmax=True`` head converts too: the
     transformers model gives the scores before the log-softmax, so its softmax and argmax are nmod's.
 
-    ``*ForSequenceClassification`` puts a pooler (``tanh(dense(h_[CLS]))``) before its classifier,
-    where nmod's sequence heads read ``h_[CLS]`` directly. No pooler weights compute the identity, so
-    such a head converts only with ``near_identity_pooler``: the pooler scales by ``POOLER_SCALE``
-    (tanh is linear there) and the classifier by its inverse, equal to nmod to float32 rounding. It is
-    meant for inference; fine-tuning it further in transformers starts from that unusual pooler.
+    ``*ForSequenceClassification`` puts a pooler (``tanh(dense(h_[CLS]))``) before its classifier. A
+    sequence head on the encoder's pooler (``pooled=True``, the recipes' ``--head pooler``) is exactly
+    that: the encoder's pooler becomes ``bert.pooler``. A head that reads ``h_[CLS]`` directly (NeMo's,
+    ``--head mlp --num_output_layers 1``) has no pooler, and no pooler weights compute the identity, so
+    it converts only with ``near_identity_pooler``: the pooler scales by ``POOLER_SCALE`` (tanh is
+    linear there) and the classifier by its inverse, equal to nmod to float32 rounding. It is meant for
+    inference; fine-tuning it further in transformers starts from that unusual pooler.
     """
     from ..model_folder import load_model_folder
     from ..modules.encoders.bert import BERT
@@ -244,7 +247,10 @@ def to_hf(model_dir: str | Path, out: str | Path, near_identity_pooler: bool = F
     if head.hidden_size != encoder.hidden_size:
         raise ConfigError(f"head '{head.name}' reads hidden size {head.hidden_size}, "
                           f"encoder gives {encoder.hidden_size}")
-    if kind == "sequence_classification" and not near_identity_pooler:
+    pooled = bool(getattr(head, "pooled", False))
+    if pooled and not encoder.has_pooler:
+        raise ConfigError(f"head '{head.name}' reads the encoder's pooled_output, but the encoder has no pooler")
+    if kind == "sequence_classification" and not pooled and not near_identity_pooler:
         raise ConfigError(f"head '{head.name}' ({type(head).__name__}) reads the [CLS] hidden state directly, but "
                           f"{HF_CLASSES[family, kind]} passes it through a pooler (tanh of a Linear) first, which no "
                           f"weights make the identity; pass --near_identity_pooler to write a pooler that is the "
@@ -253,6 +259,8 @@ def to_hf(model_dir: str | Path, out: str | Path, near_identity_pooler: bool = F
         config, encoder_state = megatron_hf_config(encoder.config), megatron_hf_state_dict(encoder.language_model)
     else:
         config, encoder_state = bert_hf_config(encoder.config), bert_hf_state_dict(encoder.bert)
+    if not pooled:  # a pooler no head reads: *ForQuestionAnswering/*ForTokenClassification have none
+        encoder_state = {k: v for k, v in encoder_state.items() if not k.startswith("pooler.")}
     state = {f"bert.{k}": v for k, v in encoder_state.items()}
     linear = head.mlp.layer0
     weight, bias = linear.weight.detach().float().cpu(), linear.bias.detach().float().cpu()
@@ -260,11 +268,12 @@ def to_hf(model_dir: str | Path, out: str | Path, near_identity_pooler: bool = F
     if kind == "question_answering":
         state.update({"qa_outputs.weight": weight, "qa_outputs.bias": bias})
     else:
-        if kind == "sequence_classification":
+        if kind == "sequence_classification" and not pooled:
             hidden = encoder.hidden_size
             state["bert.pooler.dense.weight"] = torch.eye(hidden) * POOLER_SCALE
             state["bert.pooler.dense.bias"] = torch.zeros(hidden)
             weight = weight / POOLER_SCALE
+        if kind == "sequence_classification":
             config["problem_type"] = "regression" if num_labels == 1 else "single_label_classification"
         state.update({"classifier.weight": weight, "classifier.bias": bias})
         labels = [names for names in folder.labels.values() if isinstance(names, list) and len(names) == num_labels]

@@ -3,7 +3,7 @@
 from .attention import UNPAD_MIN_PADDING_FRACTION, Packed, Padded, choose_layout
 from .bert import BERT, BertConfig, BertModel
 from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint
-from .megatron import MegatronBERT, MegatronBertConfig, MegatronBertModel, padded_vocab_size
+from .megatron import MegatronBERT, MegatronBertConfig, MegatronBertModel, Pooler, padded_vocab_size
 from .megatron_checkpoint import CHECKPOINT_VERSION, load_megatron_state_dict, read_megatron_checkpoint
 from .pretrained import get_pretrained_lm_model
 
@@ -17,6 +17,7 @@ __all__ = [
     "MegatronBertModel",
     "Packed",
     "Padded",
+    "Pooler",
     "UNPAD_MIN_PADDING_FRACTION",
     "choose_layout",
     "get_pretrained_lm_model",

@@ -14,11 +14,12 @@ from torch import nn
 
 from nmod.backends.pytorch import TrainableNM
 from nmod.core.errors import ConfigError
-from nmod.types import ChannelType, MaskType, NeuralType
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
-from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint
-from .megatron import ACTIVATIONS, init_weights
+from .checkpoint_io import fit_pooler, has_pooler, load_exact
+from .hf_checkpoint import read_hf_checkpoint, renamed_bert_state
+from .megatron import (ACTIVATIONS, Pooler, encoder_input_ports, encoder_output_ports, init_weights,
+                       resolve_add_pooler)
 
 
 @dataclass
@@ -154,18 +155,23 @@ class BertEncoder(nn.Module):
 
 
 class BertModel(nn.Module):
-    """HF ``BertModel`` without the pooler: heads pool the hidden states as they need."""
+    """HF ``BertModel``, with its pooler when ``add_pooler`` (HF's ``add_pooling_layer``): returns the
+    hidden states, or with a pooler ``(hidden_states, pooled_output)``."""
 
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, cfg: BertConfig, add_pooler: bool = False):
         super().__init__()
         self.config = cfg
         self.embeddings = BertEmbeddings(cfg)
         self.encoder = BertEncoder(cfg)
+        self.pooler = Pooler(cfg.hidden_size) if add_pooler else None
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, attention_impl: str = "auto"):
         layout, ids, positions, types = prepare_inputs(
             input_ids, token_type_ids, attention_mask, attention_impl, self.config.max_position_embeddings)
-        return layout.unpack(self.encoder(self.embeddings(ids, positions, types), layout))
+        hidden = layout.unpack(self.encoder(self.embeddings(ids, positions, types), layout))  # (B, T, D)
+        if self.pooler is None:
+            return hidden
+        return hidden, self.pooler(hidden)  # (B, T, D), (B, D)
 
 
 class BERT(TrainableNM):
@@ -178,19 +184,17 @@ class BERT(TrainableNM):
     ``"auto"`` packs real tokens when a batch holds enough padding, ``"padded"`` and ``"unpadded"``
     force one path. ``allow_unsafe_checkpoint``: unpickle a ``.bin`` that holds Python objects beyond
     tensors, for a file you trust (as ``MegatronBERT``, so ``get_pretrained_lm_model`` passes it to either).
+    ``add_pooler``: as ``MegatronBERT``'s (``megatron.resolve_add_pooler``); with a pooler a call returns
+    ``(hidden_states, pooled_output)``.
     """
 
     @property
     def input_ports(self):
-        return {
-            "input_ids": NeuralType(("B", "T"), ChannelType()),
-            "token_type_ids": NeuralType(("B", "T"), ChannelType()),
-            "attention_mask": NeuralType(("B", "T"), MaskType()),
-        }
+        return encoder_input_ports()
 
     @property
     def output_ports(self):
-        return {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+        return encoder_output_ports(self.has_pooler)
 
     def __init__(
         self,
@@ -210,6 +214,7 @@ class BERT(TrainableNM):
         attention_probs_dropout_prob: float | None = None,
         attention_impl: str = "auto",
         allow_unsafe_checkpoint: bool = False,
+        add_pooler: bool | str = False,
         name: str | None = None,
     ):
         super().__init__(name=name)
@@ -219,6 +224,7 @@ class BERT(TrainableNM):
         if pretrained_dir is not None or checkpoint is not None:
             path = checkpoint or pretrained_dir
             values, state, weights_file = read_hf_checkpoint(path, config_file, allow_unsafe_checkpoint)
+            state = renamed_bert_state(state, str(weights_file))
             source = str(config_file or weights_file.parent / "config.json")
         elif config_file is not None:
             values, source = BertConfig.read_json(config_file), config_file
@@ -239,11 +245,12 @@ class BERT(TrainableNM):
         cfg = BertConfig.from_dict(values, source=str(source))
         self.config = cfg
         self.attention_impl = attention_impl
-        self.bert = BertModel(cfg)
+        self.has_pooler = resolve_add_pooler(add_pooler, state is not None and has_pooler(state))
+        self.bert = BertModel(cfg, add_pooler=self.has_pooler)
         if state is None:
             self.bert.apply(init_weights)
         else:
-            load_bert_state_dict(self.bert, state, str(weights_file))
+            load_exact(self.bert, fit_pooler(self.bert, state, str(weights_file)), str(weights_file))
 
     def self_contained_init_params(self) -> dict:
         """Init params that rebuild this architecture from no file at all: every config field, no paths.
@@ -252,7 +259,7 @@ class BERT(TrainableNM):
         was built from; a model folder (``nmod_nlp.model_folder``) writes these instead, with the
         weights beside them, so it can be moved to a machine that has none of those files.
         """
-        return {**asdict(self.config), "attention_impl": self.attention_impl}
+        return {**asdict(self.config), "attention_impl": self.attention_impl, "add_pooler": self.has_pooler}
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
         return self.bert(input_ids, token_type_ids, attention_mask, self.attention_impl)

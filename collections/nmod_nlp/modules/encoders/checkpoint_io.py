@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import pickle
 import re
 import zipfile
@@ -24,6 +25,35 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.ind
 
 # (pattern, replacement) applied in order; a replacement of None drops the key.
 Renames = list[tuple[str, "str | None"]]
+
+# The pretrained pooler, under the name every format's rename table gives it (Megatron-LM's
+# ``language_model.pooler.dense``, megatron-core's and Hugging Face's ``pooler.dense``).
+POOLER_KEYS = ("pooler.dense.weight", "pooler.dense.bias")
+
+log = logging.getLogger(__name__)
+
+
+def has_pooler(state: dict) -> bool:
+    return all(key in state for key in POOLER_KEYS)
+
+
+def fit_pooler(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """The checkpoint's pooler for a model built with one; dropped (and said) for a model without.
+
+    A model with a pooler whose checkpoint has none keeps its fresh initialisation, with a warning,
+    as ``transformers`` does for a ``BertModel`` loaded from a checkpoint without a pooler.
+    """
+    expected = model.state_dict()
+    if POOLER_KEYS[0] not in expected:
+        dropped = [key for key in POOLER_KEYS if key in state]
+        if dropped:
+            log.info("%s: the encoder was built without a pooler (add_pooler=False); ignoring %s", source, dropped)
+        return {key: value for key, value in state.items() if key not in POOLER_KEYS}
+    if not has_pooler(state):
+        log.warning("%s has no pretrained pooler (pooler.dense); the encoder's pooler starts from a fresh "
+                    "initialisation", source)
+        return {**state, **{key: expected[key] for key in POOLER_KEYS}}
+    return state
 
 
 def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:

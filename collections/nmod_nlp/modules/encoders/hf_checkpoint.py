@@ -2,7 +2,8 @@
 or ``pytorch_model.bin`` (sharded ones too). See ``docs/checkpoints.md``.
 
 ``BertModel`` keeps Hugging Face's parameter names, so the rename table only strips the ``bert.``
-prefix of ``BertFor*`` checkpoints, renames TF-era ``gamma``/``beta``, and drops pooler and heads.
+prefix of ``BertFor*`` checkpoints, renames TF-era ``gamma``/``beta``, and drops the task and
+pretraining heads; the pooler is kept for an encoder built with one (``fit_pooler``).
 """
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from torch import nn
 
 from nmod.core.errors import CheckpointError, MissingFileError
 
-from .checkpoint_io import Renames, find_weights_file, flatten, load_exact, load_file, rename, split_weights
+from .checkpoint_io import Renames, find_weights_file, fit_pooler, flatten, load_exact, load_file, rename, split_weights
 
 log = logging.getLogger(__name__)
 
 HF_BERT_RENAMES: Renames = [
     (r"^(?:module\.|model\.)+", ""),
     (r"(^|\.)position_ids$", None),
-    (r"^(?:bert\.)?(?:pooler|cls|qa_outputs|classifier)\.", None),
+    (r"^(?:bert\.)?(?:cls|qa_outputs|classifier)\.", None),
     (r"^bert\.", ""),
     (r"\.gamma$", ".weight"),  # TF-era names
     (r"\.beta$", ".bias"),
@@ -58,9 +59,14 @@ def read_hf_checkpoint(
     return config, flatten(state), weights_file
 
 
-def load_bert_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Loads HF BERT weights (``bert.``-prefixed or not, ``gamma``/``beta`` or not) into a ``BertModel``."""
+def renamed_bert_state(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """HF BERT weights (``bert.``-prefixed or not, ``gamma``/``beta`` or not) under ``BertModel``'s names."""
     renamed, dropped = rename(state, HF_BERT_RENAMES)
     if dropped:
         log.info("%s: ignoring %d keys outside the encoder (e.g. %s)", source, len(dropped), dropped[:3])
-    load_exact(model, renamed, source)
+    return renamed
+
+
+def load_bert_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Loads HF BERT weights into a ``BertModel``, its pooler too when it has one."""
+    load_exact(model, fit_pooler(model, renamed_bert_state(state, source), source), source)

@@ -256,25 +256,73 @@ class Transformer(nn.Module):
         return self.final_layernorm(x)
 
 
-class MegatronBertModel(nn.Module):
-    """Megatron-LM's ``language_model`` for BERT, without pooler and pretraining heads."""
+class Pooler(nn.Module):
+    """Dense + tanh on the first token ([CLS]): Megatron-LM's and BERT's pooler, pretrained with the
+    next-sentence (binary) head, and what both Megatron-LM's and transformers' sequence classifiers
+    put their one fresh Linear on."""
 
-    def __init__(self, cfg: MegatronBertConfig):
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden):
+        return torch.tanh(self.dense(hidden[:, 0]))  # (B, T, D) -> (B, D)
+
+
+class MegatronBertModel(nn.Module):
+    """Megatron-LM's ``language_model`` for BERT, with its pooler when ``add_pooler`` (Megatron's own
+    argument), without the pretraining heads. Returns the hidden states, or with a pooler
+    ``(hidden_states, pooled_output)`` as Megatron's ``TransformerLanguageModel`` does."""
+
+    def __init__(self, cfg: MegatronBertConfig, add_pooler: bool = False):
         super().__init__()
         self.config = cfg
         self.embedding = Embedding(cfg)
         self.encoder = Transformer(cfg)
+        self.pooler = Pooler(cfg.hidden_size) if add_pooler else None
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, attention_impl: str = "auto"):
         layout, ids, positions, types = prepare_inputs(
             input_ids, token_type_ids, attention_mask, attention_impl, self.config.max_position_embeddings)
-        hidden = self.encoder(self.embedding(ids, positions, types), layout)
-        return layout.unpack(hidden)
+        hidden = layout.unpack(self.encoder(self.embedding(ids, positions, types), layout))  # (B, T, D)
+        if self.pooler is None:
+            return hidden
+        return hidden, self.pooler(hidden)  # (B, T, D), (B, D)
 
     @property
     def word_embeddings_weight(self) -> torch.Tensor:
         """The real vocabulary's rows only, for an LM head to tie to: padding rows are never predicted."""
         return self.embedding.word_embeddings.weight[: self.config.vocab_size]
+
+
+def encoder_input_ports() -> dict[str, NeuralType]:
+    """What every encoder reads: token ids, token types and the padding mask."""
+    return {
+        "input_ids": NeuralType(("B", "T"), ChannelType()),
+        "token_type_ids": NeuralType(("B", "T"), ChannelType()),
+        "attention_mask": NeuralType(("B", "T"), MaskType()),
+    }
+
+
+def encoder_output_ports(has_pooler: bool) -> dict[str, NeuralType]:
+    """An encoder's outputs: one hidden state per token, and with a pooler one vector per sequence."""
+    ports = {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+    if has_pooler:
+        ports["pooled_output"] = NeuralType(("B", "D"), ChannelType())
+    return ports
+
+
+POOLER_CHOICES = (False, True, "if_pretrained")
+
+
+def resolve_add_pooler(add_pooler: bool | str, checkpoint_has_pooler: bool) -> bool:
+    """Whether an encoder gets a pooler: ``False`` (NeMo's encoders: hidden states only; a checkpoint's
+    pooler is ignored), ``True`` (the checkpoint's pooler, or a freshly initialised one when it has
+    none, as ``transformers.BertModel`` does), or ``"if_pretrained"`` (only when the checkpoint has
+    one: what a recipe asks for, since a fresh pooler brings nothing a fresh head does not)."""
+    if add_pooler not in POOLER_CHOICES:
+        raise ConfigError(f"add_pooler must be one of {POOLER_CHOICES}, got {add_pooler!r}")
+    return checkpoint_has_pooler if add_pooler == "if_pretrained" else bool(add_pooler)
 
 
 def count_vocab(vocab_file: str | Path) -> int:
@@ -298,19 +346,17 @@ class MegatronBERT(TrainableNM):
     nmod's own saved weights); without one the weights start from Megatron's init.
     ``attention_impl``: ``"auto"`` packs real tokens when a batch holds enough padding,
     ``"padded"`` and ``"unpadded"`` force one path.
+    ``add_pooler``: see ``resolve_add_pooler``; with a pooler the module has a second output port,
+    ``pooled_output`` ``(B, D)``, and a call returns ``(hidden_states, pooled_output)``.
     """
 
     @property
     def input_ports(self):
-        return {
-            "input_ids": NeuralType(("B", "T"), ChannelType()),
-            "token_type_ids": NeuralType(("B", "T"), ChannelType()),
-            "attention_mask": NeuralType(("B", "T"), MaskType()),
-        }
+        return encoder_input_ports()
 
     @property
     def output_ports(self):
-        return {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+        return encoder_output_ports(self.has_pooler)
 
     def __init__(
         self,
@@ -336,6 +382,7 @@ class MegatronBERT(TrainableNM):
         # How to read the checkpoint.
         checkpoint_version: float | None = None,
         allow_unsafe_checkpoint: bool = False,
+        add_pooler: bool | str = False,
         name: str | None = None,
     ):
         super().__init__(name=name)
@@ -366,7 +413,8 @@ class MegatronBERT(TrainableNM):
             config = MegatronBertConfig.resolve(overrides, config_file, loaded.recorded_args if loaded else None)
         self.config = config
         self.attention_impl = attention_impl
-        self.language_model = MegatronBertModel(config)
+        self.has_pooler = resolve_add_pooler(add_pooler, loaded is not None and loaded.has_pooler)
+        self.language_model = MegatronBertModel(config, add_pooler=self.has_pooler)
         if loaded is None:
             self.language_model.apply(init_weights)
         else:
@@ -388,7 +436,7 @@ class MegatronBERT(TrainableNM):
         built from; a model folder (``nmod_nlp.model_folder``) writes these instead, with the weights
         beside them, so it can be moved to a machine that has none of those files.
         """
-        return {"config": self.config.to_dict(), "attention_impl": self.attention_impl}
+        return {"config": self.config.to_dict(), "attention_impl": self.attention_impl, "add_pooler": self.has_pooler}
 
     @classmethod
     def from_config_file(

@@ -9,8 +9,9 @@ See ``docs/checkpoints.md``.
     word embeddings) concatenate on dim 0, row-parallel ones (attention ``dense``, ``dense_4h_to_h``) on dim 1;
   * a Hugging Face ``megatron-bert`` folder (``config.json`` + weights).
 
-Everything is renamed onto the model's own parameter names with ``MEGATRON_RENAMES``; keys that
-belong to pretraining or task heads (pooler, LM head, NSP head, classifiers) are dropped and logged;
+Everything is renamed onto the model's own parameter names with ``MEGATRON_RENAMES``; the pooler
+(``language_model.pooler.dense``) is kept for an encoder built with one (``fit_pooler``); keys that
+belong to pretraining or task heads (LM head, NSP head, classifiers) are dropped and logged;
 anything else that does not fit is an error that lists missing and unexpected keys.
 """
 from __future__ import annotations
@@ -30,7 +31,9 @@ from .checkpoint_io import (
     WEIGHT_FILES,
     Renames,
     find_weights_file,
+    fit_pooler,
     flatten,
+    has_pooler,
     load_exact,
     load_file,
     rename,
@@ -52,7 +55,7 @@ MEGATRON_PREFIXES = r"^(?:module\.|model\.|language_model\.|bert\.)+"
 MEGATRON_RENAMES: Renames = [
     (MEGATRON_PREFIXES, ""),
     (r"(^|\.)position_ids$|\._extra_state$", None),
-    (r"^(?:pooler|lm_head|binary_head|output_layer|cls|qa_outputs|classifier)\.", None),
+    (r"^(?:lm_head|binary_head|output_layer|cls|qa_outputs|classifier)\.", None),
     # Megatron-LM before 2022: transformer/attention; Megatron-core (legacy torch format): decoder/linear_*.
     (r"^(?:transformer|decoder)\.", "encoder."),
     (r"\.attention\.(query_key_value|dense)\.", r".self_attention.\1."),
@@ -144,6 +147,11 @@ class MegatronCheckpoint:
     def vocab_rows(self) -> int | None:
         rows = [s["embedding.word_embeddings.weight"].shape[0] for s in self.shards if "embedding.word_embeddings.weight" in s]
         return sum(rows) if rows else None
+
+    @property
+    def has_pooler(self) -> bool:
+        """Whether the checkpoint carries a pretrained pooler (Megatron-LM saves one with a binary head)."""
+        return has_pooler(self.shards[0])
 
     @property
     def recorded_args(self) -> dict:
@@ -281,7 +289,7 @@ def load_megatron_state_dict(model: nn.Module, checkpoint: MegatronCheckpoint | 
     elif not isinstance(checkpoint, MegatronCheckpoint):
         checkpoint = read_megatron_checkpoint(checkpoint)
     cfg = model.config
-    state = checkpoint.state_dict(cfg.num_attention_heads)
+    state = fit_pooler(model, checkpoint.state_dict(cfg.num_attention_heads), checkpoint.source)
     key = "embedding.word_embeddings.weight"
     if key in state:
         state[key] = fit_vocab_rows(state[key], cfg.vocab_size, cfg.padded_vocab_size, checkpoint.source)

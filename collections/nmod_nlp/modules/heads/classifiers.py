@@ -2,6 +2,11 @@
 
 Parameter names (``mlp.layer0.weight``, ``mlp.layer2.weight``, ...) are NeMo 0.11's, so head
 checkpoints written by NeMo (for example its BERT and Megatron SQuAD heads) load unchanged.
+
+A sequence head reads one of two things (``pooled``): the encoder's ``pooled_output`` (the
+pretrained pooler, dense + tanh on [CLS]: Megatron-LM's ``Classification`` and transformers'
+``BertForSequenceClassification`` put dropout and one fresh Linear on it), or, as NeMo 0.11 does,
+the [CLS] token's hidden state straight from ``hidden_states``.
 """
 from __future__ import annotations
 
@@ -55,12 +60,31 @@ class MultiLayerPerceptron(nn.Module):
         return torch.log_softmax(hidden_states, dim=-1) if self.log_softmax else hidden_states
 
 
-def _check_hidden(module: nn.Module, hidden_states: torch.Tensor, ndim: int, hidden_size: int) -> None:
-    if hidden_states.ndim != ndim or hidden_states.shape[-1] != hidden_size:
+def _check_hidden(module: nn.Module, hidden_states: torch.Tensor, ndim: int, hidden_size: int,
+                  port: str = "hidden_states") -> None:
+    if hidden_states is None or hidden_states.ndim != ndim or hidden_states.shape[-1] != hidden_size:
+        shape = "(B, T, D)" if ndim == 3 else "(B, D)"
         raise ValueError(
-            f"{type(module).__name__}.hidden_states expects shape (B, T, {hidden_size}) but got "
-            f"{tuple(hidden_states.shape)}"
+            f"{type(module).__name__}.{port} expects shape {shape.replace('D', str(hidden_size))} but got "
+            f"{None if hidden_states is None else tuple(hidden_states.shape)}"
         )
+
+
+def sequence_input_ports(pooled: bool) -> dict[str, NeuralType]:
+    """What a sequence head reads: the encoder's pooled output ``(B, D)``, or its hidden states ``(B, T, D)``."""
+    if pooled:
+        return {"pooled_output": NeuralType(("B", "D"), ChannelType())}
+    return {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+
+
+def first_token(module: nn.Module, hidden_states: torch.Tensor | None, pooled_output: torch.Tensor | None,
+                pooled: bool) -> torch.Tensor:
+    """The ``(B, D)`` a sequence head scores: the pooled output as it is, or [CLS]'s hidden state."""
+    if pooled:
+        _check_hidden(module, pooled_output, 2, module.hidden_size, "pooled_output")
+        return pooled_output
+    _check_hidden(module, hidden_states, 3, module.hidden_size)
+    return hidden_states[:, 0]
 
 
 class TokenClassifier(TrainableNM):
@@ -102,26 +126,47 @@ class TokenClassifier(TrainableNM):
 
 
 class SequenceClassifier(TokenClassifier):
-    """A class score per sequence, read from the first token ([CLS]), as BERT's GLUE heads do.
+    """A class score per sequence: from the encoder's ``pooled_output`` (``pooled=True``; with
+    ``num_layers=1`` Megatron-LM's and transformers' head), or from the first token's hidden state.
 
     Same layers and arguments as `TokenClassifier`; only the output drops the time axis.
     """
 
     @property
+    def input_ports(self):
+        return sequence_input_ports(self.pooled)
+
+    @property
     def output_ports(self):
         return {"logits": NeuralType(("B", "C"), LogitsType())}
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        _check_hidden(self, hidden_states, 3, self.hidden_size)
-        return self.mlp(self.dropout(hidden_states[:, 0]))
+    def __init__(
+        self,
+        hidden_size: int,
+        num_classes: int,
+        num_layers: int = 1,
+        activation: str = "relu",
+        log_softmax: bool = True,
+        dropout: float = 0.0,
+        use_transformer_init: bool = True,
+        pooled: bool = False,
+        name: Optional[str] = None,
+    ):
+        super().__init__(hidden_size, num_classes, num_layers, activation, log_softmax, dropout, use_transformer_init,
+                         name=name)
+        self.pooled = bool(pooled)
+
+    def forward(self, hidden_states: torch.Tensor | None = None, pooled_output: torch.Tensor | None = None):
+        return self.mlp(self.dropout(first_token(self, hidden_states, pooled_output, self.pooled)))  # (B, C)
 
 
 class SequenceRegression(TrainableNM):
-    """One real value per sequence from the first token (STS-B-style similarity scores)."""
+    """One real value per sequence (STS-B-style similarity scores), from the encoder's ``pooled_output``
+    (``pooled=True``) or the first token's hidden state."""
 
     @property
     def input_ports(self):
-        return {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+        return sequence_input_ports(self.pooled)
 
     @property
     def output_ports(self):
@@ -134,15 +179,16 @@ class SequenceRegression(TrainableNM):
         activation: str = "relu",
         dropout: float = 0.0,
         use_transformer_init: bool = True,
+        pooled: bool = False,
         name: Optional[str] = None,
     ):
         super().__init__(name=name)
         self.hidden_size = hidden_size
+        self.pooled = bool(pooled)
         self.mlp = MultiLayerPerceptron(hidden_size, 1, num_layers, activation, log_softmax=False)
         self.dropout = nn.Dropout(dropout)
         if use_transformer_init:
             self.apply(transformer_weights_init)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        _check_hidden(self, hidden_states, 3, self.hidden_size)
-        return self.mlp(self.dropout(hidden_states[:, 0])).view(-1)
+    def forward(self, hidden_states: torch.Tensor | None = None, pooled_output: torch.Tensor | None = None):
+        return self.mlp(self.dropout(first_token(self, hidden_states, pooled_output, self.pooled))).view(-1)  # (B,)

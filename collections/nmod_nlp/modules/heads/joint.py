@@ -15,7 +15,8 @@ from torch import nn
 from nmod.backends.pytorch import TrainableNM
 from nmod.types import ChannelType, LogitsType, NeuralType
 
-from .classifiers import MultiLayerPerceptron, _check_hidden, transformer_weights_init
+from .classifiers import (MultiLayerPerceptron, _check_hidden, first_token, sequence_input_ports,
+                          transformer_weights_init)
 
 __all__ = ["PunctCapitTokenClassifier", "JointIntentSlotClassifier"]
 
@@ -62,14 +63,17 @@ class PunctCapitTokenClassifier(TrainableNM):
 
 
 class JointIntentSlotClassifier(TrainableNM):
-    """An intent per query, read from the first token ([CLS]), and a slot per token.
+    """An intent per query and a slot per token. The intent is read from the encoder's
+    ``pooled_output`` (``pooled=True``: the pretrained pooler, as sentence classifiers do) or, as in
+    NeMo 0.11, from the first token's hidden state.
 
     NeMo 0.11's head: two-layer perceptrons with raw logits (``log_softmax=False``) and one dropout.
     """
 
     @property
     def input_ports(self):
-        return {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+        ports = {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
+        return {**ports, **sequence_input_ports(True)} if self.pooled else ports
 
     @property
     def output_ports(self):
@@ -87,17 +91,23 @@ class JointIntentSlotClassifier(TrainableNM):
         log_softmax: bool = False,
         dropout: float = 0.0,
         use_transformer_init: bool = True,
+        pooled: bool = False,
         name: Optional[str] = None,
     ):
         super().__init__(name=name)
         self.hidden_size = hidden_size
+        self.pooled = bool(pooled)
         self.dropout = nn.Dropout(dropout)
         self.intent_mlp = MultiLayerPerceptron(hidden_size, num_intents, intent_num_layers, activation, log_softmax)
         self.slot_mlp = MultiLayerPerceptron(hidden_size, num_slots, slot_num_layers, activation, log_softmax)
         if use_transformer_init:
             self.apply(transformer_weights_init)
 
-    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, hidden_states: torch.Tensor, pooled_output: torch.Tensor | None = None):
         _check_hidden(self, hidden_states, 3, self.hidden_size)
-        hidden_states = self.dropout(hidden_states)
-        return self.intent_mlp(hidden_states[:, 0]), self.slot_mlp(hidden_states)  # (B, Ci), (B, T, Cs)
+        hidden_states = self.dropout(hidden_states)  # one mask for both heads, as NeMo's
+        if self.pooled:
+            sentence = self.dropout(first_token(self, None, pooled_output, pooled=True))
+        else:
+            sentence = hidden_states[:, 0]
+        return self.intent_mlp(sentence), self.slot_mlp(hidden_states)  # (B, Ci), (B, T, Cs)
