@@ -34,11 +34,15 @@ __all__ = [
     "add_encoder_args",
     "add_training_args",
     "add_output_args",
+    "add_sequence_head_args",
+    "SEQUENCE_HEADS",
+    "TOKEN_HEADS",
     "optional_number",
     "parse_args_with_demo",
     "check_files_exist",
     "build_factory",
     "build_encoder",
+    "sequence_head_reads_pooler",
     "build_tokenizer",
     "optimization_params",
     "training_callbacks",
@@ -47,6 +51,7 @@ __all__ = [
     "report_training",
     "print_metrics",
     "save_resolved_args",
+    "record_arguments",
     "save_model",
     "run",
 ]
@@ -95,6 +100,27 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the encoder (off by default: on the CPU it has not paid off)")
     return g
+
+
+#: ``--head``: the pretrained pooler + dropout + Linear (Megatron-LM's and transformers' sequence head),
+#: or NeMo 0.11's MLP on the [CLS] hidden state.
+SEQUENCE_HEADS = ("pooler", "mlp")
+
+
+#: The NER recipe's ``--head``: ``linear`` is transformers' ``BertForTokenClassification`` head (dropout 0.1,
+#: one Linear), ``mlp`` NeMo 0.11's (a 2-layer MLP with dropout 0.5); ``--num_fc_layers`` and
+#: ``--fc_dropout`` override either. The numbers behind the default are in docs/accuracy.md.
+TOKEN_HEADS = {"linear": {"num_fc_layers": 1, "fc_dropout": 0.1}, "mlp": {"num_fc_layers": 2, "fc_dropout": 0.5}}
+
+
+def add_sequence_head_args(group: argparse._ArgumentGroup) -> None:
+    """``--head`` and NeMo's ``--num_output_layers``, for the recipes that classify whole sequences."""
+    group.add_argument("--head", default="pooler", choices=SEQUENCE_HEADS,
+                       help="pooler: the checkpoint's pretrained pooler, dropout and a fresh Linear, as Megatron-LM "
+                            "and transformers fine-tune (NeMo's MLP when the checkpoint has no pooler); "
+                            "mlp: NeMo 0.11's MLP on the [CLS] hidden state")
+    group.add_argument("--num_output_layers", type=optional_number(int), default=None,
+                       help="Linear layers of the head (default: 1 with --head pooler, 2 with --head mlp, as NeMo)")
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -162,13 +188,16 @@ def check_files_exist(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 
 def build_factory(args: argparse.Namespace, **kwargs) -> nmod.NeuralModuleFactory:
-    """The factory for this process (rank, precision, seed, log folder); logs and saves the arguments."""
-    nf = nmod.NeuralModuleFactory(local_rank=args.local_rank, optimization_level=args.amp_opt_level,
-                                  random_seed=args.seed, log_dir=args.work_dir, checkpoint_dir=args.checkpoint_dir,
-                                  **kwargs)
-    if nf.global_rank == 0:
-        save_resolved_args(args, Path(args.work_dir))
-    return nf
+    """The factory for this process (rank, precision, seed, log folder)."""
+    return nmod.NeuralModuleFactory(local_rank=args.local_rank, optimization_level=args.amp_opt_level,
+                                    random_seed=args.seed, log_dir=args.work_dir, checkpoint_dir=args.checkpoint_dir,
+                                    **kwargs)
+
+
+def record_arguments(args: argparse.Namespace, nf: nmod.NeuralModuleFactory) -> Optional[Path]:
+    """``save_resolved_args`` on rank 0, once the modules are built: what the run settled (the head a
+    checkpoint allowed, say) is then in ``args`` too."""
+    return save_resolved_args(args, Path(args.work_dir)) if nf.global_rank == 0 else None
 
 
 def save_resolved_args(args: argparse.Namespace, work_dir: Path) -> Path:
@@ -183,14 +212,35 @@ def save_resolved_args(args: argparse.Namespace, work_dir: Path) -> Path:
     return path
 
 
-def build_encoder(args: argparse.Namespace) -> MegatronBERT | BERT:
-    """The pretrained encoder the encoder flags name, from local files only."""
+def build_encoder(args: argparse.Namespace, add_pooler: bool | str = False) -> MegatronBERT | BERT:
+    """The pretrained encoder the encoder flags name, from local files only.
+
+    ``add_pooler``: as the encoders take it; sequence recipes pass ``"if_pretrained"`` for ``--head pooler``.
+    """
     unsafe = {"allow_unsafe_checkpoint": True} if args.allow_unsafe_checkpoint else {}
+    pooler = {"add_pooler": add_pooler} if add_pooler else {}
     encoder = get_pretrained_lm_model(args.pretrained_model_name, config=args.bert_config, vocab=args.vocab_file,
-                                      checkpoint=args.bert_checkpoint, attention_impl=args.attention_impl, **unsafe)
+                                      checkpoint=args.bert_checkpoint, attention_impl=args.attention_impl,
+                                      **unsafe, **pooler)
     if args.compile:
         encoder.compile(dynamic=True)  # batches vary in length: one graph for all of them
     return encoder
+
+
+def sequence_head_reads_pooler(args: argparse.Namespace, encoder: MegatronBERT | BERT) -> bool:
+    """Whether the sequence head reads the encoder's pretrained pooler (``--head pooler`` and a
+    checkpoint that has one), else NeMo's MLP on [CLS], with one line saying why when it falls back.
+
+    ``args.head`` and ``args.num_output_layers`` become what the run uses, so ``args.yaml`` records it.
+    """
+    if args.head == "pooler" and not encoder.has_pooler:
+        where = args.bert_checkpoint or args.pretrained_model_name
+        logger.warning(f"--head pooler: {where} has no pretrained pooler (Megatron-LM saves one only when it "
+                       f"pretrains with a binary head); using NeMo's MLP on the [CLS] hidden state (--head mlp)")
+        args.head = "mlp"
+    if args.num_output_layers is None:
+        args.num_output_layers = 1 if args.head == "pooler" else 2
+    return args.head == "pooler"
 
 
 def build_tokenizer(args: argparse.Namespace) -> BertWordPieceTokenizer:

@@ -36,7 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--max_seq_length", type=int, default=128)
     data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
     recipe.add_encoder_args(p)
-    p.add_argument("--fc_dropout", type=float, default=0.1, help="dropout before the classifier head")
+    head = p.add_argument_group("head")
+    recipe.add_sequence_head_args(head)
+    head.add_argument("--fc_dropout", type=float, default=0.1, help="dropout before the classifier head")
     p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"],
                    help="test writes predictions for the task's test.tsv (no labels needed)")
     recipe.add_training_args(p)
@@ -74,12 +76,13 @@ def demo_defaults(args: argparse.Namespace) -> dict | None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
-    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    nf = recipe.build_factory(args)
     task = get_task(args.task_name)
     regression = task.is_regression
 
-    # Modules: tokenizer -> encoder -> head (first token) -> loss.
-    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    # Modules: tokenizer -> encoder -> head (the pretrained pooler, else the first token) -> loss.
+    encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
+    pooled = recipe.sequence_head_reads_pooler(args, encoder)
     tokenizer = recipe.build_tokenizer(args)
     Layer = GlueRegressionDataLayer if regression else GlueClassificationDataLayer
 
@@ -91,19 +94,22 @@ def main(argv=None) -> dict:
 
     train_layer = data_layer("train") if args.mode in ("train", "train_eval") else None
     if regression:
-        head = SequenceRegression(encoder.hidden_size, num_layers=2, dropout=args.fc_dropout)
+        head = SequenceRegression(encoder.hidden_size, num_layers=args.num_output_layers, dropout=args.fc_dropout,
+                                  pooled=pooled)
         loss_fn = MSELoss()
     else:
         num_labels = (train_layer or data_layer(task.dev_splits[0])).num_labels
-        head = SequenceClassifier(encoder.hidden_size, num_classes=num_labels, num_layers=2,
-                                  dropout=args.fc_dropout, log_softmax=False)
+        head = SequenceClassifier(encoder.hidden_size, num_classes=num_labels, num_layers=args.num_output_layers,
+                                  dropout=args.fc_dropout, log_softmax=False, pooled=pooled)
         loss_fn = CrossEntropyLoss()
+    recipe.record_arguments(args, nf)  # work_dir/args.yaml, with the head the checkpoint allowed
 
     def pipeline(layer):
         batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                         attention_mask=batch.input_mask)
-        scores = head(hidden_states=hidden)  # (B,) predictions for STS-B, (B, C) logits otherwise
+        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
+                          attention_mask=batch.input_mask)
+        # (B,) predictions for STS-B, (B, C) logits otherwise
+        scores = head(pooled_output=encoded.pooled_output) if pooled else head(hidden_states=encoded)
         loss = loss_fn(preds=scores, labels=batch.labels) if regression else loss_fn(logits=scores, labels=batch.labels)
         return scores, batch.labels, loss
 

@@ -50,15 +50,21 @@ def main(argv=None) -> list[dict]:
     intent_names, slot_names = read_label_dict(run / INTENTS_FILE), read_label_dict(run / SLOTS_FILE)
     nf = nmod.NeuralModuleFactory(random_seed=trained.seed)
 
-    encoder = recipe.build_encoder(trained)
+    pooled = getattr(trained, "head", "mlp") == "pooler"  # runs before --head read [CLS]
+    encoder = recipe.build_encoder(trained, add_pooler=pooled)
     tokenizer = recipe.build_tokenizer(trained)
     classifier = JointIntentSlotClassifier(encoder.hidden_size, num_intents=len(intent_names),
-                                           num_slots=len(slot_names), dropout=trained.fc_dropout)
+                                           num_slots=len(slot_names),
+                                           intent_num_layers=getattr(trained, "num_output_layers", None) or 2,
+                                           dropout=trained.fc_dropout, pooled=pooled)
     layer = BertTokenClassificationInferDataLayer(args.queries, tokenizer=tokenizer,
                                                   max_seq_length=trained.max_seq_length, batch_size=args.batch_size)
     batch = layer()
-    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
-    logits = classifier(hidden_states=hidden)
+    encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+    if pooled:
+        logits = classifier(hidden_states=encoded.hidden_states, pooled_output=encoded.pooled_output)
+    else:
+        logits = classifier(hidden_states=encoded)
     intent_batches, slot_batches, mask_batches = nf.infer(
         [logits.intent_logits, logits.slot_logits, batch.subtokens_mask], checkpoint_dir=args.checkpoint_dir)
 

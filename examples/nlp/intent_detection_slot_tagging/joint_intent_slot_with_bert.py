@@ -1,5 +1,6 @@
 """Fine-tune a pretrained BERT-family encoder (Megatron-LM BERT above all) for joint intent detection and
-slot filling: an intent head on the first token, a slot head on every token, one weighted loss.
+slot filling: an intent head on the pretrained pooler (or the first token), a slot head on every token,
+one weighted loss.
 
 NeMo 0.11's command works unchanged, Megatron flags included:
 
@@ -57,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--use_cache", action="store_true", help="keep the features beside the data files")
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
+    recipe.add_sequence_head_args(head)  # --head and --num_output_layers of the intent head
     head.add_argument("--fc_dropout", type=float, default=0.1)
     head.add_argument("--intent_loss_weight", type=float, default=0.6,
                       help="loss = w * intent loss + (1 - w) * slot loss")
@@ -96,10 +98,11 @@ def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
-    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    nf = recipe.build_factory(args)
 
-    # Modules: tokenizer -> encoder -> intent + slot heads -> two cross-entropies -> weighted sum.
-    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    # Modules: tokenizer -> encoder -> intent (pooler, else [CLS]) + slot heads -> two cross-entropies -> weighted sum.
+    encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
+    pooled = recipe.sequence_head_reads_pooler(args, encoder)
     tokenizer = recipe.build_tokenizer(args)
 
     def data_layer(prefix: str, num_samples, train: bool) -> IntentSlotDataLayer:
@@ -120,7 +123,8 @@ def main(argv=None) -> dict:
         write_label_ids(work_dir / SLOTS_FILE, {n: i for i, n in enumerate(slot_names)})
 
     classifier = JointIntentSlotClassifier(encoder.hidden_size, num_intents=len(intent_names),
-                                           num_slots=len(slot_names), dropout=args.fc_dropout)
+                                           num_slots=len(slot_names), intent_num_layers=args.num_output_layers,
+                                           dropout=args.fc_dropout, pooled=pooled)
     intent_weights = slot_weights = None
     if args.class_balancing == "weighted_loss" and train_layer is not None:
         intent_weights = class_weights(train_layer.intents, len(intent_names))
@@ -128,12 +132,16 @@ def main(argv=None) -> dict:
     intent_loss_fn = CrossEntropyLoss(logits_ndim=2, weight=intent_weights)
     slot_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=slot_weights)
     aggregator = LossAggregator(num_inputs=2, weights=[args.intent_loss_weight, 1.0 - args.intent_loss_weight])
+    recipe.record_arguments(args, nf)  # work_dir/args.yaml, with the head the checkpoint allowed
 
     def pipeline(layer):
         batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                         attention_mask=batch.input_mask)
-        logits = classifier(hidden_states=hidden)
+        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
+                          attention_mask=batch.input_mask)
+        if pooled:
+            logits = classifier(hidden_states=encoded.hidden_states, pooled_output=encoded.pooled_output)
+        else:
+            logits = classifier(hidden_states=encoded)
         intent_loss = intent_loss_fn(logits=logits.intent_logits, labels=batch.intents)
         slot_loss = slot_loss_fn(logits=logits.slot_logits, labels=batch.slots, loss_mask=batch.loss_mask)
         return batch, logits, aggregator(loss_1=intent_loss, loss_2=slot_loss)

@@ -114,7 +114,7 @@ def saved_label_ids(args: argparse.Namespace) -> Optional[tuple[dict, dict]]:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
-    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    nf = recipe.build_factory(args)
 
     # Modules: tokenizer -> encoder -> two token heads -> two masked cross-entropies -> weighted sum.
     encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
@@ -149,6 +149,7 @@ def main(argv=None) -> dict:
     punct_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=punct_weights)
     capit_loss_fn = CrossEntropyLoss(logits_ndim=3)
     aggregator = LossAggregator(num_inputs=2, weights=[args.punct_loss_weight, 1.0 - args.punct_loss_weight])
+    recipe.record_arguments(args, nf)  # work_dir/args.yaml
 
     def pipeline(layer):
         batch = layer()

@@ -77,7 +77,7 @@ def demo_defaults(args: argparse.Namespace) -> dict | None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
-    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    nf = recipe.build_factory(args)
 
     # Modules: tokenizer -> encoder -> QA head -> loss.
     encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
@@ -86,6 +86,7 @@ def main(argv=None) -> dict:
     if args.head_checkpoint:
         qa_head.restore_from(args.head_checkpoint)
     squad_loss = SpanningLoss()
+    recipe.record_arguments(args, nf)  # work_dir/args.yaml
 
     def pipeline(data_file: str, mode: str):
         data_layer = BertQuestionAnsweringDataLayer(

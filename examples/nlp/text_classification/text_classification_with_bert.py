@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
-    head.add_argument("--num_output_layers", type=int, default=2)
+    recipe.add_sequence_head_args(head)
     head.add_argument("--fc_dropout", type=float, default=0.1)
     head.add_argument("--class_balancing", default="None", choices=["None", "weighted_loss"],
                       help="weighted_loss weighs each class by the inverse of its training frequency")
@@ -73,10 +73,11 @@ def demo_defaults(args: argparse.Namespace) -> dict | None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
-    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    nf = recipe.build_factory(args)
 
-    # Modules: tokenizer -> encoder -> classifier (first token) -> loss.
-    encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
+    # Modules: tokenizer -> encoder -> classifier (the pretrained pooler, else the first token) -> loss.
+    encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
+    pooled = recipe.sequence_head_reads_pooler(args, encoder)
     tokenizer = recipe.build_tokenizer(args)
 
     def data_layer(prefix: str, num_samples, train: bool):
@@ -89,17 +90,18 @@ def main(argv=None) -> dict:
     eval_layer = data_layer(args.eval_file_prefix, args.num_eval_samples, False) if args.mode != "train" else None
     num_classes = (train_layer or eval_layer).num_labels
     classifier = SequenceClassifier(encoder.hidden_size, num_classes=num_classes, num_layers=args.num_output_layers,
-                                    dropout=args.fc_dropout, log_softmax=False)
+                                    dropout=args.fc_dropout, log_softmax=False, pooled=pooled)
     weights = None
     if args.class_balancing == "weighted_loss" and train_layer is not None:
         weights = class_weights(train_layer.labels, num_classes)
     loss_fn = CrossEntropyLoss(weight=weights)
+    recipe.record_arguments(args, nf)  # work_dir/args.yaml, with the head the checkpoint allowed
 
     def pipeline(layer):
         batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                         attention_mask=batch.input_mask)
-        logits = classifier(hidden_states=hidden)
+        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
+                          attention_mask=batch.input_mask)
+        logits = classifier(pooled_output=encoded.pooled_output) if pooled else classifier(hidden_states=encoded)
         return logits, batch.labels, loss_fn(logits=logits, labels=batch.labels)
 
     evaluators = []

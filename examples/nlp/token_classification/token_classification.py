@@ -47,8 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--use_cache", action="store_true", help="keep the features beside the text files")
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
-    head.add_argument("--num_fc_layers", type=int, default=2)
-    head.add_argument("--fc_dropout", type=float, default=0.5)
+    head.add_argument("--head", default="linear", choices=sorted(recipe.TOKEN_HEADS),
+                      help="linear: dropout 0.1 and one Linear, transformers' head; mlp: NeMo 0.11's 2-layer MLP with "
+                           "dropout 0.5 (it needs NeMo's longer budget to learn; docs/accuracy.md)")
+    head.add_argument("--num_fc_layers", type=recipe.optional_number(int), default=None,
+                      help="Linear layers of the head (default: the --head's)")
+    head.add_argument("--fc_dropout", type=float, default=None, help="dropout before the head (default: the --head's)")
     head.add_argument("--use_weighted_loss", action="store_true",
                       help="weigh each label by the inverse of its frequency in the training words")
     p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
@@ -62,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not args.data_dir:
         p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
     recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    for flag, value in recipe.TOKEN_HEADS[args.head].items():  # what the run uses goes to args.yaml
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
     if args.mode == "eval":
         if not args.checkpoint_dir:
             p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
@@ -77,7 +84,7 @@ def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
     if not args.data_dir:
         # Sized for about a minute on 2 CPU cores: a higher lr and less dropout for the fresh head, short
         # windows, and no checkpoint but the last.
-        demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=2, batch_size=8, max_seq_length=32, fc_dropout=0.1,
+        demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=2, batch_size=8, max_seq_length=32,
                     train_step_freq=10, save_epoch_freq=None)
     return demo
 
@@ -110,7 +117,7 @@ def setup_label_ids(args: argparse.Namespace, train_files: tuple[Path, Path]) ->
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
-    nf = recipe.build_factory(args)  # also writes work_dir/args.yaml
+    nf = recipe.build_factory(args)
     train_files = (data_dir / "text_train.txt", data_dir / "labels_train.txt")
     dev_files = (data_dir / "text_dev.txt", data_dir / "labels_dev.txt")
 
@@ -138,6 +145,7 @@ def main(argv=None) -> dict:
     if args.use_weighted_loss and train_layer is not None:
         weights = class_weights(train_layer.word_label_ids, len(label_names))
     loss_fn = CrossEntropyLoss(logits_ndim=3, weight=weights)
+    recipe.record_arguments(args, nf)  # work_dir/args.yaml
 
     def pipeline(layer):
         batch = layer()
