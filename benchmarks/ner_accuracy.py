@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003            # a subset, CPU
     .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003 --train_sentences 0 --dev_sentences 0 --epochs 2 --seeds 0,1
         # ^ all of CoNLL-2003: ~17 min per seed on 2 idle CPU cores (docs/accuracy.md)
+    .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003 --budget short \
+        --train_sentences 3000 --dev_sentences 800 --sides nmod_linear,nmod_mlp,hf --seeds 0,1,2,3,4
+        # ^ the token heads at a short budget (--budget nemo: NeMo's batch 8, 5 epochs); docs/accuracy.md
 
 The real CoNLL-2003 `train.txt` and `dev.txt` are converted with the recipe's importer
 (`import_from_iob_format`), into a temporary folder. Both sides fine-tune the pretrained MiniLM BERT of
@@ -15,9 +18,16 @@ gets labels -100 there, which is run_ner's `label_all_tokens=False`), train on t
 the same order (the executor's shuffle, rebuilt for HF), each batch padded to its longest row
 (dynamic padding: run_ner's default DataCollatorForTokenClassification), with the same optimizer
 (AdamW, biases and LayerNorm undecayed), lr, schedule (linear warmup 10 % then linear decay), weight
-decay, grad-norm clip 1.0, epochs, batch size, dropout 0.1 and seed. The head is the same on both
-sides: dropout 0.1 and one linear layer (`TokenClassifier(num_layers=1)`, BertForTokenClassification's
-`classifier`). Throughput is training sentences per second over the whole training loop (no eval).
+decay, grad-norm clip 1.0, epochs, batch size, dropout 0.1 and seed. Throughput is training sentences
+per second over the whole training loop (no eval).
+
+Sides (`--sides`): `nmod_linear` (the NER recipe's default head, `--head linear`: dropout 0.1 and one
+Linear, what BertForTokenClassification's `classifier` is; `nmod` is the same side by its old name),
+`nmod_mlp` (`--head mlp`, NeMo 0.11's: a 2-layer MLP with dropout 0.5) and `hf`.
+Budgets (`--budget`): `nemo` is NeMo 0.11's NER defaults (batch 8, 5 epochs, lr 5e-5), `short` one
+epoch at batch 32 and lr 5e-5; `--batch_size`, `--epochs` and `--lr` override either.
+With several seeds the table gives mean ± sample std, and each side minus transformers with its
+standard error.
 """
 from __future__ import annotations
 
@@ -72,18 +82,25 @@ def score(word_preds: np.ndarray, dev, label_ids: dict) -> dict:
     return conlleval(np.split(names[gold], split), np.split(names[word_preds], split))
 
 
-def run_nmod(train, dev, label_ids, args, seed: int) -> dict:
+NMOD_HEADS = {"nmod": "linear", "nmod_linear": "linear", "nmod_mlp": "mlp"}  # side -> the recipe's --head
+BUDGETS = {"nemo": {"batch_size": 8, "epochs": 5, "lr": 5e-5}, "short": {"batch_size": 32, "epochs": 1, "lr": 5e-5},
+           "default": {"batch_size": 32, "epochs": 2, "lr": 1e-4}}
+
+
+def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear") -> dict:
     import nmod
     from nmod.optim import get_lr_policy
     from nmod_nlp.callbacks import first_subtoken_values
     from nmod_nlp.modules.encoders import BERT
     from nmod_nlp.modules.heads import TokenClassifier
     from nmod_nlp.modules.losses import CrossEntropyLoss
+    from nmod_nlp.recipe import TOKEN_HEADS
 
-    nf = nmod.NeuralModuleFactory(random_seed=seed, log_dir=None)
+    nf = nmod.NeuralModuleFactory(random_seed=seed, log_dir=None, progress_bar=False)
     encoder = BERT(pretrained_dir=B.MODEL_DIR, attention_impl=args.attention_impl)
-    head = TokenClassifier(encoder.hidden_size, num_classes=len(label_ids), num_layers=1, dropout=0.1,
-                           log_softmax=False)
+    shape = TOKEN_HEADS[head_kind]
+    head = TokenClassifier(encoder.hidden_size, num_classes=len(label_ids), num_layers=shape["num_fc_layers"],
+                           dropout=shape["fc_dropout"], log_softmax=False)
     loss_fn = CrossEntropyLoss(logits_ndim=3)
 
     def graph(layer):
@@ -145,16 +162,21 @@ def main(argv=None) -> dict:
     p.add_argument("--data_dir", default="../shared/data/conll2003", help="CoNLL-2003 train.txt and dev.txt")
     p.add_argument("--train_sentences", type=int, default=2000, help="a seeded random subset (0: all 14041)")
     p.add_argument("--dev_sentences", type=int, default=1000, help="a seeded random subset (0: all 3250)")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--budget", default="default", choices=sorted(BUDGETS),
+                   help="batch size, epochs and lr together: nemo (8, 5, 5e-5), short (32, 1, 5e-5), default (32, 2, 1e-4)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch_size", type=int, default=None)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--seeds", default="0", help="comma-separated")
-    p.add_argument("--sides", default="nmod,hf")
+    p.add_argument("--sides", default="nmod_linear,hf", help=f"of {sorted(NMOD_HEADS)} and hf")
     p.add_argument("--attention_impl", default="auto")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
+    for key, value in BUDGETS[args.budget].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     B.setup(args.threads)
     from nmod_nlp.tokenizers import BertWordPieceTokenizer
 
@@ -168,21 +190,26 @@ def main(argv=None) -> dict:
               f"{len(label_ids)} labels, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}")
         for seed in (int(s) for s in args.seeds.split(",")):
             for side in args.sides.split(","):
-                run = {"nmod": run_nmod, "hf": run_hf}[side](train, dev, label_ids, args, seed)
+                if side == "hf":
+                    run = run_hf(train, dev, label_ids, args, seed)
+                else:
+                    run = run_nmod(train, dev, label_ids, args, seed, NMOD_HEADS[side])
                 run["sentences_per_s"] = len(train.sentences) * args.epochs / run["seconds"]
                 results.setdefault(side, []).append(run)
                 r = run["result"]
                 print(f"seed {seed} {side:>4}: entity F1 {r['f1']:.2f} (P {r['precision']:.2f} R {r['recall']:.2f}), "
                       f"token acc {r['accuracy']:.2f}; train {run['seconds']:.1f}s = {run['sentences_per_s']:.1f} sent/s")
-    rows = []
-    for side, runs in results.items():
-        rows.append([side, f"{np.mean([r['result']['f1'] for r in runs]):.2f}",
-                     f"{np.mean([r['sentences_per_s'] for r in runs]):.1f}"])
-    print(B.table(rows, ["side", "entity F1 (dev)", "train sentences/s"]))
-    if "nmod" in results and "hf" in results:
-        f1 = [np.mean([r["result"]["f1"] for r in results[s]]) for s in ("nmod", "hf")]
-        speed = [np.mean([r["sentences_per_s"] for r in results[s]]) for s in ("nmod", "hf")]
-        print(f"nmod - hf entity F1: {f1[0] - f1[1]:+.2f} points; nmod / hf throughput: {speed[0] / speed[1]:.2f}x")
+    f1 = {side: [r["result"]["f1"] for r in runs] for side, runs in results.items()}
+    speed = {side: [r["sentences_per_s"] for r in runs] for side, runs in results.items()}
+    header = ["side", "entity F1 (dev), mean ± std", "per seed", "train sentences/s"]
+    rows = [[side, B.fmt_mean_std(f1[side]), " / ".join(f"{v:.2f}" for v in f1[side]),
+             f"{np.mean(speed[side]):.1f}"] for side in results]
+    print(B.table(rows, header))
+    if "hf" in results:
+        for side in (s for s in results if s != "hf"):
+            d, se = B.difference(f1[side], f1["hf"])
+            print(f"{side} - hf entity F1: {d:+.2f} points (s.e. {se:.2f}); "
+                  f"{side} / hf throughput: {np.mean(speed[side]) / np.mean(speed['hf']):.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({s: [{k: v for k, v in r.items() if k != "result"} |
                                                    {"f1": r["result"]["f1"]} for r in runs]
