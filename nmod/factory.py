@@ -1,6 +1,7 @@
 """NeuralModuleFactory: the user's entry point, with NeMo 0.11's signature so scripts port easily."""
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import random
@@ -41,9 +42,10 @@ class NeuralModuleFactory:
         optimization_level: "O0" fp32, "O1" autocast, "O2" half weights + fp32 master, "O3" pure half.
         placement: DeviceType or "cpu"/"gpu"; None picks the GPU when there is one.
         random_seed: seeds python, numpy and torch; also the data order (default 0).
-        log_dir: where logs (and TensorBoard events) go; created if missing.
+        log_dir: where logs (and TensorBoard events) go; created if missing. None: nothing is written
+            until `open_log_dir` is called (a recipe checks its inputs first, then opens the run folder).
         checkpoint_dir: default folder for CheckpointCallback and `infer(checkpoint_dir=...)`.
-        create_tb_writer: make a TensorBoard SummaryWriter in log_dir (needs `tensorboard`).
+        create_tb_writer: make a TensorBoard SummaryWriter in log_dir/tensorboard (needs `tensorboard`).
         amp_dtype: "float16" or "bfloat16" for O1-O3 (default: fp16 on CUDA, bf16 on the CPU).
         progress_bar: tqdm bar on training loops; None shows it on rank 0 when stderr is a TTY.
     """
@@ -85,20 +87,39 @@ class NeuralModuleFactory:
         if amp_dtype not in dtype:
             raise ValueError(f"amp_dtype must be one of {[k for k in dtype if k]}, got {amp_dtype!r}")
         self.precision = Precision(optimization_level, self.device, dtype[amp_dtype])
-        self.log_dir = log_dir
+        self.log_dir = None
         self.checkpoint_dir = checkpoint_dir
-        _setup_logging(self.dist.is_main, log_dir)
         self.tb_writer = None
-        if create_tb_writer and self.dist.is_main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ImportError("create_tb_writer=True needs TensorBoard: pip install tensorboard") from None
-            self.tb_writer = SummaryWriter(log_dir=os.path.join(log_dir or "runs", "tensorboard"))
-        self._actions = PtActions(self.device, self.precision, self.dist, self.seed, self.tb_writer, progress_bar)
+        _setup_logging(self.dist.is_main)
+        self._actions = PtActions(self.device, self.precision, self.dist, self.seed, None, progress_bar)
+        if log_dir is not None or create_tb_writer:
+            self.open_log_dir(log_dir, create_tb_writer)
         if self.dist.is_main:
             logger.info(f"nmod: device {self.device}, {self.dist.world_size} process(es), "
                         f"{optimization_level} ({self.precision.dtype if optimization_level != 'O0' else 'float32'})")
+
+    def open_log_dir(self, log_dir: Optional[str], create_tb_writer: bool = False,
+                     tensorboard: str = "required") -> None:
+        """Start writing the logs to ``log_dir/nmod.log`` (lines logged since the factory was made
+        included) and, with ``create_tb_writer``, TensorBoard events to ``log_dir/tensorboard``.
+
+        ``tensorboard="optional"`` skips TensorBoard with one log line when it is not installed
+        (the recipes' default); ``"required"`` raises ImportError then. Only rank 0 writes.
+        """
+        self.log_dir = log_dir
+        if self.dist.is_main and log_dir is not None:
+            os.makedirs(log_dir, exist_ok=True)
+            _log_to_file(os.path.join(log_dir, "nmod.log"))
+        if create_tb_writer and self.dist.is_main and self.tb_writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                if tensorboard == "required":
+                    raise ImportError("create_tb_writer=True needs TensorBoard: pip install tensorboard") from None
+                logger.info("TensorBoard is not installed (pip install tensorboard): no event files are written")
+            else:
+                self.tb_writer = SummaryWriter(log_dir=os.path.join(log_dir or "runs", "tensorboard"))
+        self._actions.tb_writer = self.tb_writer
 
     @property
     def world_size(self) -> int:
@@ -163,19 +184,50 @@ def _pick_device(placement: Any, local_rank: Optional[int]):
     raise ValueError(f"placement must be DeviceType.CPU/GPU or 'cpu'/'gpu', got {placement!r}")
 
 
-def _setup_logging(is_main: bool, log_dir: Optional[str]) -> None:
-    """Rank 0 logs at INFO; other ranks only warnings and errors, so output is not repeated N times."""
+def _setup_logging(is_main: bool) -> None:
+    """Rank 0 logs at INFO; other ranks only warnings and errors, so output is not repeated N times.
+
+    One handler prints to stdout; another keeps the lines until a log file is opened (``_log_to_file``),
+    so ``nmod.log`` also holds what was logged while a recipe checked its inputs.
+    """
     root = logging.getLogger("nmod")
     root.setLevel(logging.INFO if is_main else logging.WARNING)
-    if not any(getattr(h, "_nmod", False) for h in root.handlers):
+    if not any(getattr(h, "_nmod", None) == "stdout" for h in root.handlers):
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("[nmod %(asctime)s %(levelname)s] %(message)s", "%H:%M:%S"))
-        handler._nmod = True
+        handler.setFormatter(FORMATTER)
+        handler._nmod = "stdout"
         root.addHandler(handler)
         root.propagate = False
-        if log_dir and is_main:
-            os.makedirs(log_dir, exist_ok=True)
-            fh = logging.FileHandler(os.path.join(log_dir, "nmod.log"))
-            fh.setFormatter(handler.formatter)
-            fh._nmod = True
-            root.addHandler(fh)
+    if not any(getattr(h, "_nmod", None) in ("file", "buffer") for h in root.handlers):
+        root.addHandler(_StartupLines())
+
+
+def _log_to_file(path: str) -> None:
+    """Log to ``path`` from now on, after the lines kept since start-up; a previous log file is closed."""
+    root = logging.getLogger("nmod")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(FORMATTER)
+    handler._nmod = "file"
+    for old in [h for h in root.handlers if getattr(h, "_nmod", None) in ("file", "buffer")]:
+        if isinstance(old, _StartupLines):
+            for record in old.lines:
+                handler.handle(record)
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+
+
+class _StartupLines(logging.Handler):
+    """The last lines logged before any log file is open, for the file that opens later."""
+
+    _nmod = "buffer"
+
+    def __init__(self, keep: int = 10_000):
+        super().__init__()
+        self.lines: collections.deque = collections.deque(maxlen=keep)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record)
+
+
+FORMATTER = logging.Formatter("[nmod %(asctime)s %(levelname)s] %(message)s", "%H:%M:%S")

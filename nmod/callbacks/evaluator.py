@@ -1,14 +1,15 @@
 """Evaluate a graph during training (or once, with `factory.eval`) through two user functions."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from nmod.log import get_logger
 
 from .base import Callback, TrainingState
 
 __all__ = ["EvaluatorCallback"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 
 class EvaluatorCallback(Callback):

@@ -1,14 +1,15 @@
 """Print (and optionally TensorBoard-log) training tensors every few steps, on rank 0 only."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, List, Optional, Sequence
+
+from nmod.log import get_logger
 
 from .base import Callback, TrainingState
 
 __all__ = ["SimpleLossLoggerCallback"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 
 def _default_print(values: List[Any]) -> None:

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Callable, Optional
 
 import wrapt
 
+from nmod.log import get_logger
+
 __all__ = ["add_port_docs", "deprecated"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 _warned: set[str] = set()
 
 

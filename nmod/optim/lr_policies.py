@@ -21,11 +21,12 @@ number of steps it will take, so a recipe never counts steps a second way.
 """
 from __future__ import annotations
 
-import logging
 import math
 import re
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional, Union
+
+from nmod.log import get_logger
 
 __all__ = [
     "LRPolicy",
@@ -44,7 +45,7 @@ __all__ = [
     "LR_POLICIES",
 ]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 
 def _check_nonnegative_int(name: str, value, policy: str) -> int:

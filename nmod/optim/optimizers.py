@@ -10,18 +10,19 @@ install it; build NVIDIA apex from source if you want its kernels.
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any, Iterable, Optional, Union
 
 import torch
 from torch.optim import Optimizer
+
+from nmod.log import get_logger
 
 from .lamb import Lamb
 from .novograd import Novograd
 
 __all__ = ["get_optimizer", "weight_decay_groups", "apex_available", "OPTIMIZERS", "no_weight_decay"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 OPTIMIZERS = ("sgd", "adam", "adam_w", "novograd", "lamb", "fused_adam", "fused_lamb", "fused_novograd")
 

@@ -69,7 +69,8 @@ def test_eval_from_checkpoint_with_two_processes_equals_one_and_infer_uses_the_r
 
 
 def test_eval_mode_without_the_runs_label_ids_names_the_problem(megatron, data, tmp_path):
-    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "step-00000001").mkdir(parents=True)  # a checkpoint folder, without its run's label ids
+    (tmp_path / "ckpt" / "step-00000001" / "manifest.json").write_text("{}")
     result = run_recipe(RECIPE, ["--data_dir", data, *megatron_flags(megatron), "--mode", "eval",
                                  "--checkpoint_dir", tmp_path / "ckpt"], tmp_path, timeout=120)
     assert result.returncode == 2 and "punct_label_ids.csv" in result.stderr, result.stderr

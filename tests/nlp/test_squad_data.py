@@ -180,7 +180,7 @@ def test_answer_mismatch_warns_with_id_skips_in_train_counts_keeps_in_eval(tmp_p
     shifted = {"id": "shifted", "question": "Who?", "answers": [{"text": "Ada", "answer_start": 1}]}
     empty = ("   ", [{"id": "no-context", "question": "What?", "answers": [{"text": "x", "answer_start": 0}]}])
     path = write_squad(tmp_path / "d.json", [(context, [good, bad, shifted]), empty])
-    with caplog.at_level(logging.WARNING, logger="nmod_nlp.squad"):
+    with caplog.at_level(logging.WARNING, logger="nmod.nlp"):
         train = read_squad_file(path, mode="train")
     assert [ex.qas_id for ex in train.examples] == ["good"]
     s = train.summary
@@ -241,7 +241,7 @@ def test_unreadable_cache_is_rebuilt_and_use_cache_false_writes_nothing(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["d.json"]
     ds = SquadDataset(data_file, tok, True, "eval")
     ds.cache_path.write_bytes(b"not a torch file")
-    with caplog.at_level(logging.WARNING, logger="nmod_nlp.squad"):
+    with caplog.at_level(logging.WARNING, logger="nmod.nlp"):
         again = SquadDataset(data_file, tok, True, "eval")
     assert "is unreadable" in caplog.text and len(again) == len(ds)
 

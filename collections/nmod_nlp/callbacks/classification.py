@@ -1,7 +1,6 @@
 """An EvaluatorCallback for sentence-level tasks: predictions and labels in, metrics and files out."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -9,10 +8,11 @@ import numpy as np
 import torch
 
 from nmod.callbacks import EvaluatorCallback
+from nmod.log import get_logger
 
 __all__ = ["classification_evaluator_callback", "write_labels_and_preds"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 
 def _is_main() -> bool:

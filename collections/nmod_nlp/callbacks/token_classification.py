@@ -8,7 +8,6 @@ file is written in and the order conlleval reads.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -16,12 +15,13 @@ import numpy as np
 import torch
 
 from nmod.callbacks import EvaluatorCallback
+from nmod.log import get_logger
 
 from ..metrics import classification_report, conlleval, format_conlleval, format_report
 
 __all__ = ["token_classification_evaluator_callback", "first_subtoken_values", "write_conll_predictions"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 
 def _is_main() -> bool:

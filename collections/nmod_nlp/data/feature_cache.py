@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Callable, Optional, Protocol, TypeVar
 
 import torch
 
+from nmod.log import get_logger
+
 __all__ = ["CachedFeatures", "feature_cache_path", "load_or_build_features"]
 
-logger = logging.getLogger("nmod_nlp.data")
+logger = get_logger(__name__)
 
 
 class CachedFeatures(Protocol):

@@ -91,7 +91,12 @@ def get_tokenizer(
     vocab_path = resolve_vocab_file(pretrained_model_name, vocab_file)
     if do_lower_case is None:
         do_lower_case = _infer_lower_case(pretrained_model_name, vocab_path)
-    return BertWordPieceTokenizer(vocab_path, do_lower_case=do_lower_case)
+    try:
+        return BertWordPieceTokenizer(vocab_path, do_lower_case=do_lower_case)
+    except FileNotFoundError as err:
+        raise MissingFileError(str(err)) from None
+    except ValueError as err:  # a vocab.txt without BERT's special tokens
+        raise ConfigError(str(err)) from None
 
 
 def data_layer_tokenizer(layer, tokenizer=None, tokenizer_name: str = "nemobert",

@@ -33,12 +33,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", help="the task's GLUE folder (train.tsv, dev.tsv; MNLI: dev_matched.tsv ...)")
     data.add_argument("--task_name", type=_task_name, help=f"one of {', '.join(GLUE_TASKS)}")
-    data.add_argument("--max_seq_length", type=int, default=128)
+    data.add_argument("--max_seq_length", type=recipe.number(int, low=8), default=128,
+                      help="sub-tokens per example, [CLS] and [SEP]s included; longer ones are truncated (counted)")
     data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
     recipe.add_sequence_head_args(head)
-    head.add_argument("--fc_dropout", type=float, default=0.1, help="dropout before the classifier head")
+    head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1,
+                      help="dropout before the classifier head")
     p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"],
                    help="test writes predictions for the task's test.tsv (no labels needed)")
     recipe.add_training_args(p)
@@ -50,8 +52,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     missing = [f"--{n}" for n in ("data_dir", "task_name") if not getattr(args, n)]
     if missing:
         p.error(f"{' and '.join(missing)} required (or pass no encoder flags for the built-in demo)")
-    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    recipe.check_files_exist(p, args, ["data_dir"])
+    recipe.check_data_files(p, args.data_dir, [f"{split}.tsv" for split in splits_read(args)])
     return args
+
+
+def splits_read(args: argparse.Namespace) -> list[str]:
+    """The task's files this mode reads: train, the dev sets, or the test sets."""
+    task = get_task(args.task_name)
+    return {"train": ["train"], "train_eval": ["train", *task.dev_splits], "eval": list(task.dev_splits),
+            "test": list(task.test_splits)}[args.mode]
 
 
 def _task_name(text: str) -> str:
@@ -76,6 +86,8 @@ def demo_defaults(args: argparse.Namespace) -> dict | None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
+    kind = f"glue:{args.task_name}"
+    recipe.check_run_folder(args, kind)  # before anything is read or written
     nf = recipe.build_factory(args)
     task = get_task(args.task_name)
     regression = task.is_regression
@@ -83,26 +95,22 @@ def main(argv=None) -> dict:
     # Modules: tokenizer -> encoder -> head (the pretrained pooler, else the first token) -> loss.
     encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
     pooled = recipe.sequence_head_reads_pooler(args, encoder)
-    tokenizer = recipe.build_tokenizer(args)
+    tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
     Layer = GlueRegressionDataLayer if regression else GlueClassificationDataLayer
-
-    def data_layer(split: str):
-        return Layer(args.data_dir, args.task_name, split=split, tokenizer=tokenizer,
-                     max_seq_length=args.max_seq_length, batch_size=args.batch_size,
-                     shuffle=args.shuffle_data if split == "train" else False, use_cache=not args.no_data_cache,
-                     bucket_by_length=args.bucket_by_length and split == "train")
-
-    train_layer = data_layer("train") if args.mode in ("train", "train_eval") else None
+    layers = {split: Layer(args.data_dir, args.task_name, split=split, tokenizer=tokenizer,
+                           max_seq_length=args.max_seq_length, batch_size=args.batch_size,
+                           shuffle=args.shuffle_data if split == "train" else False, use_cache=not args.no_data_cache,
+                           bucket_by_length=args.bucket_by_length and split == "train")
+              for split in splits_read(args)}  # every file read and checked before the run folder is opened
     if regression:
         head = SequenceRegression(encoder.hidden_size, num_layers=args.num_output_layers, dropout=args.fc_dropout,
                                   pooled=pooled)
         loss_fn = MSELoss()
     else:
-        num_labels = (train_layer or data_layer(task.dev_splits[0])).num_labels
-        head = SequenceClassifier(encoder.hidden_size, num_classes=num_labels, num_layers=args.num_output_layers,
+        head = SequenceClassifier(encoder.hidden_size, num_classes=task.num_labels, num_layers=args.num_output_layers,
                                   dropout=args.fc_dropout, log_softmax=False, pooled=pooled)
         loss_fn = CrossEntropyLoss()
-    recipe.record_arguments(args, nf)  # work_dir/args.yaml, with the head the checkpoint allowed
+    recipe.start_run(args, nf, kind, graph=("head", "num_output_layers"))  # work_dir, logs, args.yaml
 
     def pipeline(layer):
         batch = layer()
@@ -114,24 +122,24 @@ def main(argv=None) -> dict:
         return scores, batch.labels, loss
 
     if args.mode == "test":
-        return {"test_predictions": write_test_predictions(args, nf, task, data_layer, pipeline)}
+        return {"test_predictions": write_test_predictions(args, nf, task, layers, pipeline)}
 
     evaluators = []
     if args.mode in ("train_eval", "eval"):
         for split in task.dev_splits:  # MNLI: dev_matched and dev_mismatched, reported apart
-            scores, labels, _ = pipeline(data_layer(split))
+            scores, labels, _ = pipeline(layers[split])
             mismatched = split == "dev_mismatched"
             evaluators.append(classification_evaluator_callback(
                 scores, labels, lambda preds, gold: glue_metrics(args.task_name, preds, gold),
                 output_file=str(work_dir / ("mnli-mm.txt" if mismatched else f"{args.task_name}.txt")),
                 regression=regression, name="mismatched" if mismatched else "",
                 eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-                eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
+                eval_at_start=args.mode == "train_eval"))
 
     if args.mode == "eval":
         return recipe.evaluate(f"GLUE {args.task_name}", nf, evaluators, args.checkpoint_dir)
 
-    _, _, train_loss = pipeline(train_layer)
+    _, _, train_loss = pipeline(layers["train"])
     recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="glue", modules={"encoder": encoder, "head": head}, tokenizer=tokenizer,
                       labels={} if regression else {"labels": list(task.labels)},
@@ -139,11 +147,11 @@ def main(argv=None) -> dict:
     return recipe.report_training(f"GLUE {args.task_name}", nf, evaluators)
 
 
-def write_test_predictions(args, nf, task, data_layer, pipeline) -> list[str]:
+def write_test_predictions(args, nf, task, layers, pipeline) -> list[str]:
     """GLUE's submission files (``index<TAB>prediction``, label names) for each of the task's test sets."""
     written = []
     for split in task.test_splits:
-        layer = data_layer(split)
+        layer = layers[split]
         scores, _, _ = pipeline(layer)
         (batches,) = nf.infer([scores], checkpoint_dir=args.checkpoint_dir)
         path = Path(args.work_dir) / task.submission_file_name(split)

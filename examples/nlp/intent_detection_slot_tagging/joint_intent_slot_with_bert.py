@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="use the first N training queries (-1: all)")
     data.add_argument("--num_eval_samples", type=recipe.optional_number(int), default=None,
                       help="use the first N eval queries (-1: all)")
-    data.add_argument("--max_seq_length", type=int, default=50,
+    data.add_argument("--max_seq_length", type=recipe.number(int, low=3), default=50,
                       help="sub-tokens per window, [CLS] and [SEP] included; longer queries become several windows")
     data.add_argument("--none_slot_label", default="O", help="the slot of words outside any slot")
     data.add_argument("--pad_label", type=int, default=-1,
@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
     recipe.add_sequence_head_args(head)  # --head and --num_output_layers of the intent head
-    head.add_argument("--fc_dropout", type=float, default=0.1)
+    head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1)
     head.add_argument("--intent_loss_weight", type=float, default=0.6,
                       help="loss = w * intent loss + (1 - w) * slot loss")
     head.add_argument("--class_balancing", default="regular", choices=["regular", "weighted_loss"],
@@ -76,9 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
     if not 0.0 <= args.intent_loss_weight <= 1.0:
         p.error(f"--intent_loss_weight must be in [0, 1], got {args.intent_loss_weight}")
-    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    recipe.check_files_exist(p, args, ["data_dir"])
     if args.mode == "eval" and not args.checkpoint_dir:
         p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
+    prefixes = {"train": [args.train_file_prefix], "eval": [args.eval_file_prefix]}.get(
+        args.mode, [args.train_file_prefix, args.eval_file_prefix])
+    recipe.check_data_files(p, args.data_dir, [INTENTS_FILE, SLOTS_FILE] + [
+        name for prefix in prefixes for name in (f"{prefix}.tsv", f"{prefix}_slots.tsv")])
     return args
 
 
@@ -98,12 +102,13 @@ def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
+    recipe.check_run_folder(args, "intent_slot")  # before anything is read or written
     nf = recipe.build_factory(args)
 
     # Modules: tokenizer -> encoder -> intent (pooler, else [CLS]) + slot heads -> two cross-entropies -> weighted sum.
     encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
     pooled = recipe.sequence_head_reads_pooler(args, encoder)
-    tokenizer = recipe.build_tokenizer(args)
+    tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
 
     def data_layer(prefix: str, num_samples, train: bool) -> IntentSlotDataLayer:
         return IntentSlotDataLayer(
@@ -118,9 +123,6 @@ def main(argv=None) -> dict:
     eval_layer = data_layer(args.eval_file_prefix, args.num_eval_samples, False) if args.mode != "train" else None
     layer = train_layer or eval_layer
     intent_names, slot_names = layer.intent_names, layer.slot_names
-    if nf.global_rank == 0:  # the run's own copy, for eval and inference from its folder
-        write_label_ids(work_dir / INTENTS_FILE, {n: i for i, n in enumerate(intent_names)})
-        write_label_ids(work_dir / SLOTS_FILE, {n: i for i, n in enumerate(slot_names)})
 
     classifier = JointIntentSlotClassifier(encoder.hidden_size, num_intents=len(intent_names),
                                            num_slots=len(slot_names), intent_num_layers=args.num_output_layers,
@@ -132,7 +134,10 @@ def main(argv=None) -> dict:
     intent_loss_fn = CrossEntropyLoss(logits_ndim=2, weight=intent_weights)
     slot_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=slot_weights)
     aggregator = LossAggregator(num_inputs=2, weights=[args.intent_loss_weight, 1.0 - args.intent_loss_weight])
-    recipe.record_arguments(args, nf)  # work_dir/args.yaml, with the head the checkpoint allowed
+    recipe.start_run(args, nf, "intent_slot", graph=("head", "num_output_layers"))  # work_dir, logs, args.yaml
+    if nf.global_rank == 0:  # the run's own copy, for eval and inference from its folder
+        write_label_ids(work_dir / INTENTS_FILE, {n: i for i, n in enumerate(intent_names)})
+        write_label_ids(work_dir / SLOTS_FILE, {n: i for i, n in enumerate(slot_names)})
 
     def pipeline(layer):
         batch = layer()
@@ -150,7 +155,7 @@ def main(argv=None) -> dict:
     if eval_layer is not None:
         batch, logits, _ = pipeline(eval_layer)
         schedule = dict(eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-                        eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer)
+                        eval_at_start=args.mode == "train_eval")
 
         def intent_metrics(preds, gold) -> dict:
             report = classification_report(preds, gold, len(intent_names), intent_names)

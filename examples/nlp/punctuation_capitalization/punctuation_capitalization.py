@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", help="folder with text_{train,dev}.txt and labels_{train,dev}.txt")
-    data.add_argument("--max_seq_length", type=int, default=128,
+    data.add_argument("--max_seq_length", type=recipe.number(int, low=3), default=128,
                       help="sub-tokens per window, [CLS] and [SEP] included; longer texts become several windows")
     data.add_argument("--none_label", default="O", help="no punctuation / lower case (id 0 in both heads)")
     data.add_argument("--ignore_start_end", action="store_false",
@@ -52,9 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--use_cache", action="store_true", help="keep the features beside the text files")
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
-    head.add_argument("--punct_num_fc_layers", type=int, default=3)
-    head.add_argument("--capit_num_fc_layers", type=int, default=2)
-    head.add_argument("--fc_dropout", type=float, default=0.1)
+    head.add_argument("--punct_num_fc_layers", type=recipe.number(int), default=3)
+    head.add_argument("--capit_num_fc_layers", type=recipe.number(int), default=2)
+    head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1)
     head.add_argument("--punct_loss_weight", type=float, default=0.5,
                       help="loss = w * punctuation loss + (1 - w) * capitalization loss")
     head.add_argument("--use_weighted_loss_punct", action="store_true",
@@ -71,11 +71,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
     if not 0.0 <= args.punct_loss_weight <= 1.0:
         p.error(f"--punct_loss_weight must be in [0, 1], got {args.punct_loss_weight}")
-    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
-    if args.mode == "eval":
-        if not args.checkpoint_dir:
-            p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
-        recipe.check_files_exist(p, args, ["checkpoint_dir"])
+    recipe.check_files_exist(p, args, ["data_dir"])
+    if args.mode == "eval" and not args.checkpoint_dir:
+        p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
+    splits = {"train": ["train"], "eval": ["dev"]}.get(args.mode, ["train", "dev"])
+    recipe.check_data_files(p, args.data_dir,
+                            [f"{side}_{split}.txt" for split in splits for side in ("text", "labels")])
     return args
 
 
@@ -95,7 +96,8 @@ def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
 def saved_label_ids(args: argparse.Namespace) -> Optional[tuple[dict, dict]]:
     """The label ids a trained run wrote (eval, resume): in --checkpoint_dir or one level up (its work_dir);
     else the ones the data folder provides (NeMo's "Using the provided label_ids dictionary")."""
-    folders = [Path(args.checkpoint_dir), Path(args.checkpoint_dir).parent] if args.checkpoint_dir else []
+    run = args.checkpoint_dir or (str(Path(args.work_dir) / "checkpoints") if args.resume else None)
+    folders = [Path(run), Path(run).parent] if run else []
     for folder in folders + [Path(args.data_dir)]:
         files = [folder / PUNCT_LABEL_IDS_FILE, folder / CAPIT_LABEL_IDS_FILE]
         if all(f.is_file() for f in files):
@@ -114,11 +116,12 @@ def saved_label_ids(args: argparse.Namespace) -> Optional[tuple[dict, dict]]:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
+    recipe.check_run_folder(args, "punctuation_capitalization")  # before anything is read or written
     nf = recipe.build_factory(args)
 
     # Modules: tokenizer -> encoder -> two token heads -> two masked cross-entropies -> weighted sum.
     encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
-    tokenizer = recipe.build_tokenizer(args)
+    tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
     punct_ids, capit_ids = saved_label_ids(args) or (None, None)
 
     def data_layer(split: str, train: bool, punct_ids, capit_ids) -> PunctCapitDataLayer:
@@ -134,9 +137,6 @@ def main(argv=None) -> dict:
     if train_layer is not None:  # the training set's ids, for the dev set and every later run
         punct_ids, capit_ids = train_layer.punct_label_ids, train_layer.capit_label_ids
     eval_layer = data_layer("dev", False, punct_ids, capit_ids) if args.mode != "train" else None
-    if nf.global_rank == 0:
-        write_label_ids(work_dir / PUNCT_LABEL_IDS_FILE, punct_ids)
-        write_label_ids(work_dir / CAPIT_LABEL_IDS_FILE, capit_ids)
     label_names = {"punct": sorted(punct_ids, key=punct_ids.get), "capit": sorted(capit_ids, key=capit_ids.get)}
 
     classifier = PunctCapitTokenClassifier(
@@ -149,7 +149,10 @@ def main(argv=None) -> dict:
     punct_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=punct_weights)
     capit_loss_fn = CrossEntropyLoss(logits_ndim=3)
     aggregator = LossAggregator(num_inputs=2, weights=[args.punct_loss_weight, 1.0 - args.punct_loss_weight])
-    recipe.record_arguments(args, nf)  # work_dir/args.yaml
+    recipe.start_run(args, nf, "punctuation_capitalization", graph=("punct_num_fc_layers", "capit_num_fc_layers"))
+    if nf.global_rank == 0:  # the run's own label ids, for eval, resume and inference
+        write_label_ids(work_dir / PUNCT_LABEL_IDS_FILE, punct_ids)
+        write_label_ids(work_dir / CAPIT_LABEL_IDS_FILE, capit_ids)
 
     def pipeline(layer):
         batch = layer()
@@ -168,7 +171,7 @@ def main(argv=None) -> dict:
             label_names[head], sentences=eval_layer.sentences, predictions_file=work_dir / f"{head}_predictions.txt",
             name=head, print_report=nf.global_rank == 0,
             eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-            eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer) for head in HEADS]
+            eval_at_start=args.mode == "train_eval") for head in HEADS]
         evaluators.append(combined_evaluator_callback(heads))  # one pass over the dev set for both heads
 
     if args.mode == "eval":

@@ -31,9 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--test_file", help="SQuAD-format JSON to predict, answers not needed (--mode test)")
     data.add_argument("--version_2_with_negative", action="store_true", help="SQuAD v2.0: questions may have no answer")
     data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
-    data.add_argument("--doc_stride", type=int, default=128)
-    data.add_argument("--max_query_length", type=int, default=64)
-    data.add_argument("--max_seq_length", type=int, default=384)
+    data.add_argument("--doc_stride", type=recipe.number(int), default=128)
+    data.add_argument("--max_query_length", type=recipe.number(int), default=64)
+    data.add_argument("--max_seq_length", type=recipe.number(int), default=384)
     recipe.add_encoder_args(p)
     p.add_argument("--head_checkpoint", help="weights for the QA head, from an earlier run")
     p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"])
@@ -41,8 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     recipe.add_output_args(p, work_dir="work_dir/squad")
     out = p.add_argument_group("predictions")
     out.add_argument("--null_score_diff_threshold", type=float, default=0.0)
-    out.add_argument("--n_best_size", type=int, default=20)
-    out.add_argument("--max_answer_length", type=int, default=30)
+    out.add_argument("--n_best_size", type=recipe.number(int), default=20)
+    out.add_argument("--max_answer_length", type=recipe.number(int), default=30)
     out.add_argument("--output_prediction_file", default="predictions.json")
     out.add_argument("--output_nbest_file", default="nbest_predictions.json")
     out.add_argument("--output_null_log_odds_file", default="null_odds.json")
@@ -55,8 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     missing = [f"--{n}" for n in needs if not getattr(args, n)]
     if missing:
         p.error(f"--mode {args.mode} needs {' and '.join(missing)}")
-    recipe.check_files_exist(p, args, ["train_file", "eval_file", "test_file", "bert_config", "vocab_file",
-                                       "head_checkpoint"])
+    recipe.check_files_exist(p, args, ["train_file", "eval_file", "test_file", "head_checkpoint"])
+    if args.max_seq_length < args.max_query_length + 4:
+        p.error(f"--max_seq_length {args.max_seq_length} leaves no room for the context: a window holds [CLS], "
+                f"the question (up to --max_query_length {args.max_query_length} tokens), [SEP], context, [SEP]; "
+                f"pass at least {args.max_query_length + 4}, or a smaller --max_query_length")
     return args
 
 
@@ -77,38 +80,45 @@ def demo_defaults(args: argparse.Namespace) -> dict | None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
+    recipe.check_run_folder(args, "squad")  # before anything is read or written
     nf = recipe.build_factory(args)
 
     # Modules: tokenizer -> encoder -> QA head -> loss.
     encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
-    tokenizer = recipe.build_tokenizer(args)
+    tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
     qa_head = TokenClassifier(encoder.hidden_size, num_classes=2, num_layers=1, log_softmax=False)
     if args.head_checkpoint:
         qa_head.restore_from(args.head_checkpoint)
     squad_loss = SpanningLoss()
-    recipe.record_arguments(args, nf)  # work_dir/args.yaml
 
-    def pipeline(data_file: str, mode: str):
-        data_layer = BertQuestionAnsweringDataLayer(
+    # Data layers: every file the mode needs is read (and checked) before the run folder is opened.
+    def data_layer(data_file: str, mode: str) -> BertQuestionAnsweringDataLayer:
+        return BertQuestionAnsweringDataLayer(
             data_file, tokenizer=tokenizer, version_2_with_negative=args.version_2_with_negative,
             doc_stride=args.doc_stride, max_query_length=args.max_query_length,
             max_seq_length=args.max_seq_length, mode=mode, batch_size=args.batch_size,
             use_cache=not args.no_data_cache, bucket_by_length=args.bucket_by_length and mode == "train",
             shuffle=args.shuffle_data if mode == "train" else False)
-        batch = data_layer()
+
+    files = {"test": ("test",), "eval": ("eval",), "train": ("train",), "train_eval": ("train", "eval")}[args.mode]
+    layers = {mode: data_layer(getattr(args, f"{mode}_file"), mode) for mode in files}
+    recipe.start_run(args, nf, "squad")  # inputs checked: work_dir, nmod.log, TensorBoard, args.yaml
+
+    def pipeline(layer: BertQuestionAnsweringDataLayer):
+        batch = layer()
         hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
                          attention_mask=batch.input_mask)
         logits = qa_head(hidden_states=hidden)
         out = squad_loss(logits=logits, start_positions=batch.start_positions, end_positions=batch.end_positions,
                          input_mask=batch.input_mask)
-        return data_layer, batch.unique_ids, out
+        return layer, batch.unique_ids, out
 
     def out_file(name: str) -> str:
         return str(work_dir / name)
 
     results = {}
     if args.mode == "test":
-        data_layer, unique_ids, out = pipeline(args.test_file, "test")
+        data_layer, unique_ids, out = pipeline(layers["test"])
         evaluator = data_layer.evaluator(args.n_best_size, args.max_answer_length, args.null_score_diff_threshold)
         ids, starts, ends = nf.infer([unique_ids, out.start_logits, out.end_logits], checkpoint_dir=args.checkpoint_dir)
         for batch in zip(ids, starts, ends):
@@ -121,7 +131,7 @@ def main(argv=None) -> dict:
 
     eval_callback = None
     if args.mode in ("train_eval", "eval"):
-        eval_layer, eval_ids, eval_out = pipeline(args.eval_file, "eval")
+        eval_layer, eval_ids, eval_out = pipeline(layers["eval"])
         eval_callback = squad_evaluator_callback(
             eval_ids, eval_out.start_logits, eval_out.end_logits,
             eval_layer.evaluator(args.n_best_size, args.max_answer_length, args.null_score_diff_threshold),
@@ -135,14 +145,16 @@ def main(argv=None) -> dict:
         _print_metrics("eval", results["eval"], nf)
         return results
 
-    _, _, train_out = pipeline(args.train_file, "train")
+    _, _, train_out = pipeline(layers["train"])
     recipe.train(nf, args, train_out.loss, [eval_callback] if eval_callback else [])  # + loss logger, checkpoints
     qa_head.save_to(str(work_dir / "qa_head.pt"))  # NeMo's file, for --head_checkpoint; work_dir/model has it all
     recipe.save_model(args, nf, task="squad", modules={"encoder": encoder, "qa_head": qa_head}, tokenizer=tokenizer,
                       extra=squad_settings(args))
     if eval_callback is not None and eval_callback.results:
-        results["before"], results["after"] = eval_callback.results[0][1], eval_callback.results[-1][1]
-        _print_metrics("before training", results["before"], nf)
+        if eval_callback.results[0][0] == 0 and len(eval_callback.results) > 1:  # a resumed run has no "before"
+            results["before"] = eval_callback.results[0][1]
+            _print_metrics("before training", results["before"], nf)
+        results["after"] = eval_callback.results[-1][1]
         _print_metrics("after training", results["after"], nf)
     return results
 

@@ -36,12 +36,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="a seeded random subset of N training sentences, kept in file order (-1: all)")
     data.add_argument("--num_eval_samples", type=recipe.optional_number(int), default=None,
                       help="a seeded random subset of N eval sentences (-1: all)")
-    data.add_argument("--max_seq_length", type=int, default=36)
+    data.add_argument("--max_seq_length", type=recipe.number(int, low=4), default=36)
     data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
     recipe.add_sequence_head_args(head)
-    head.add_argument("--fc_dropout", type=float, default=0.1)
+    head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1)
     head.add_argument("--class_balancing", default="None", choices=["None", "weighted_loss"],
                       help="weighted_loss weighs each class by the inverse of its training frequency")
     p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval"])
@@ -53,7 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
     if not args.data_dir:
         p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
-    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    recipe.check_files_exist(p, args, ["data_dir"])
+    prefixes = {"train": [args.train_file_prefix], "eval": [args.eval_file_prefix]}.get(
+        args.mode, [args.train_file_prefix, args.eval_file_prefix])
+    recipe.check_data_files(p, args.data_dir, [f"{prefix}.tsv" for prefix in prefixes])
     return args
 
 
@@ -73,12 +76,13 @@ def demo_defaults(args: argparse.Namespace) -> dict | None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
+    recipe.check_run_folder(args, "text_classification")  # before anything is read or written
     nf = recipe.build_factory(args)
 
     # Modules: tokenizer -> encoder -> classifier (the pretrained pooler, else the first token) -> loss.
     encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
     pooled = recipe.sequence_head_reads_pooler(args, encoder)
-    tokenizer = recipe.build_tokenizer(args)
+    tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
 
     def data_layer(prefix: str, num_samples, train: bool):
         return TextClassificationDataLayer(
@@ -95,7 +99,7 @@ def main(argv=None) -> dict:
     if args.class_balancing == "weighted_loss" and train_layer is not None:
         weights = class_weights(train_layer.labels, num_classes)
     loss_fn = CrossEntropyLoss(weight=weights)
-    recipe.record_arguments(args, nf)  # work_dir/args.yaml, with the head the checkpoint allowed
+    recipe.start_run(args, nf, "text_classification", graph=("head", "num_output_layers"))  # work_dir, logs, args
 
     def pipeline(layer):
         batch = layer()
@@ -120,7 +124,7 @@ def main(argv=None) -> dict:
             on_results=lambda preds, gold: save_confusion_matrix(preds, gold, num_classes,
                                                                  work_dir / "confusion_matrix.tsv"),
             eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-            eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
+            eval_at_start=args.mode == "train_eval"))
 
     if args.mode == "eval":
         return recipe.evaluate("Text classification", nf, evaluators, args.checkpoint_dir)

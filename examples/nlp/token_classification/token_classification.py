@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", help="folder with text_{train,dev}.txt and labels_{train,dev}.txt")
-    data.add_argument("--max_seq_length", type=int, default=128,
+    data.add_argument("--max_seq_length", type=recipe.number(int, low=3), default=128,
                       help="sub-tokens per window, [CLS] and [SEP] included; longer sentences become several windows")
     data.add_argument("--none_label", default="O", help="the label of words outside any entity (id 0)")
     data.add_argument("--ignore_start_end", action="store_false",
@@ -52,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "dropout 0.5 (it needs NeMo's longer budget to learn; docs/accuracy.md)")
     head.add_argument("--num_fc_layers", type=recipe.optional_number(int), default=None,
                       help="Linear layers of the head (default: the --head's)")
-    head.add_argument("--fc_dropout", type=float, default=None, help="dropout before the head (default: the --head's)")
+    head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=None,
+                      help="dropout before the head (default: the --head's)")
     head.add_argument("--use_weighted_loss", action="store_true",
                       help="weigh each label by the inverse of its frequency in the training words")
     p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
@@ -65,14 +66,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
     if not args.data_dir:
         p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
-    recipe.check_files_exist(p, args, ["data_dir", "bert_config", "vocab_file"])
+    recipe.check_files_exist(p, args, ["data_dir"])
     for flag, value in recipe.TOKEN_HEADS[args.head].items():  # what the run uses goes to args.yaml
         if getattr(args, flag) is None:
             setattr(args, flag, value)
-    if args.mode == "eval":
-        if not args.checkpoint_dir:
-            p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
-        recipe.check_files_exist(p, args, ["checkpoint_dir"])
+    if args.mode == "eval" and not args.checkpoint_dir:
+        p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
+    splits = {"train": ["train"], "eval": ["dev"]}.get(args.mode, ["train", "dev"])
+    recipe.check_data_files(p, args.data_dir,
+                            [f"{side}_{split}.txt" for split in splits for side in ("text", "labels")])
     return args
 
 
@@ -101,7 +103,7 @@ def saved_label_ids(checkpoint_dir: Optional[str]) -> Optional[Path]:
 
 def setup_label_ids(args: argparse.Namespace, train_files: tuple[Path, Path]) -> dict:
     """The run's {label: id}: a trained run's own (eval, resume), else built from the training labels."""
-    saved = saved_label_ids(args.checkpoint_dir)
+    saved = saved_label_ids(args.checkpoint_dir or (str(Path(args.work_dir) / "checkpoints") if args.resume else None))
     if saved is not None:
         label_ids = read_label_ids(saved)
         if label_ids.get(args.none_label) != 0:
@@ -117,16 +119,15 @@ def setup_label_ids(args: argparse.Namespace, train_files: tuple[Path, Path]) ->
 def main(argv=None) -> dict:
     args = parse_args(argv)
     work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
+    recipe.check_run_folder(args, "ner")  # before anything is read or written
     nf = recipe.build_factory(args)
     train_files = (data_dir / "text_train.txt", data_dir / "labels_train.txt")
     dev_files = (data_dir / "text_dev.txt", data_dir / "labels_dev.txt")
 
     # Modules: tokenizer -> encoder -> token classifier -> masked cross-entropy.
     encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
-    tokenizer = recipe.build_tokenizer(args)
+    tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
     label_ids = setup_label_ids(args, train_files)
-    if nf.global_rank == 0:
-        write_label_ids(work_dir / LABEL_IDS_FILE, label_ids)
 
     def data_layer(files: tuple[Path, Path], train: bool) -> BertTokenClassificationDataLayer:
         return BertTokenClassificationDataLayer(
@@ -145,7 +146,9 @@ def main(argv=None) -> dict:
     if args.use_weighted_loss and train_layer is not None:
         weights = class_weights(train_layer.word_label_ids, len(label_names))
     loss_fn = CrossEntropyLoss(logits_ndim=3, weight=weights)
-    recipe.record_arguments(args, nf)  # work_dir/args.yaml
+    recipe.start_run(args, nf, "ner", graph=("num_fc_layers",))  # inputs checked: work_dir, logs, args.yaml
+    if nf.global_rank == 0:  # the run's own label ids, for eval, resume and inference
+        write_label_ids(work_dir / LABEL_IDS_FILE, label_ids)
 
     def pipeline(layer):
         batch = layer()
@@ -165,7 +168,7 @@ def main(argv=None) -> dict:
             on_results=lambda preds, gold: save_confusion_matrix(preds, gold, len(label_names),
                                                                  work_dir / "confusion_matrix.tsv", label_names),
             eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-            eval_at_start=args.mode == "train_eval", tb_writer=nf.tb_writer))
+            eval_at_start=args.mode == "train_eval"))
 
     if args.mode == "eval":
         return recipe.evaluate("NER", nf, evaluators, args.checkpoint_dir)

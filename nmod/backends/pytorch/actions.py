@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import math
 import sys
 import time
@@ -18,6 +17,7 @@ from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, Trai
 from nmod.core import Graph, GraphError, NmTensor
 from nmod.core.config import class_path
 from nmod.core.errors import CheckpointError, MissingFileError
+from nmod.log import get_logger
 from nmod.optim import LRPolicy, get_optimizer
 from nmod.optim.lr_policies import bind_lr_policy
 from nmod.types import LossType
@@ -29,7 +29,7 @@ from .precision import DynamicLossScaler, Precision
 
 __all__ = ["PtActions", "GraphRunner", "TrainingRun", "NaNLossError"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 
 class NaNLossError(RuntimeError):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import random
 import re
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from nmod.core.errors import CheckpointError, MissingFileError
+from nmod.log import get_logger
 
 from .serialization import FileDigest, file_digest, load_weights, save_hashed
 
@@ -29,7 +29,7 @@ __all__ = ["check_fits", "save_checkpoint", "latest_checkpoint", "newest_intact_
            "read_manifest", "rng_state", "set_rng_state", "CheckpointProblem", "CheckpointMismatchError",
            "CheckpointDamagedError", "CheckpointWriteError", "FORMAT"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 MANIFEST = "manifest.json"

@@ -7,15 +7,16 @@ skipped (never applied) and logged.
 from __future__ import annotations
 
 import contextlib
-import logging
 from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
 import torch
 
+from nmod.log import get_logger
+
 __all__ = ["Precision", "DynamicLossScaler", "OPT_LEVELS"]
 
-logger = logging.getLogger("nmod")
+logger = get_logger(__name__)
 OPT_LEVELS = ("O0", "O1", "O2", "O3")
 
 

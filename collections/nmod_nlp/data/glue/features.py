@@ -12,7 +12,6 @@ built by rank 0 alone under torch.distributed, as the SQuAD cache is.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -20,13 +19,15 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from nmod.log import get_logger
+
 from ..feature_cache import feature_cache_path  # noqa: F401 (re-exported)
 from ..feature_cache import load_or_build_features as load_or_build_cached
 
 __all__ = ["SentenceFeatures", "truncate_pair_lengths", "encode_sentences", "load_or_build_features",
            "feature_cache_path"]
 
-logger = logging.getLogger("nmod_nlp.data")
+logger = get_logger(__name__)
 
 CACHE_FORMAT = 1
 

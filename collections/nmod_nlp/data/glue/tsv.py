@@ -13,15 +13,15 @@ swallow the following lines.
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmod.core.errors import DataFormatError  # re-exported: the readers' errors derive from it
+from nmod.log import get_logger
 
 __all__ = ["DataFormatError", "ReadSummary", "read_tsv_lines"]
 
-logger = logging.getLogger("nmod_nlp.data")
+logger = get_logger(__name__)
 
 MAX_LOGGED_WARNINGS = 10
 

@@ -1,19 +1,20 @@
 """The SQuAD torch Dataset: reads a file, gets features (cached), serves one feature per item."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
+from nmod.log import get_logger
+
 from .features import SquadFeatures, load_or_create_features
 from .reader import SquadData, read_squad_file
 
 __all__ = ["SquadDataset"]
 
-logger = logging.getLogger("nmod_nlp.squad")
+logger = get_logger(__name__)
 
 
 class SquadDataset(torch.utils.data.Dataset):

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from nmod.core.errors import DataFormatError
+from nmod.log import get_logger
 
 __all__ = ["SquadFormatError", "SquadExample", "SquadReadSummary", "SquadData", "read_squad_file", "MODES"]
 
-logger = logging.getLogger("nmod_nlp.squad")
+logger = get_logger(__name__)
 
 MODES = ("train", "eval", "test")
 _MAX_LOGGED_WARNINGS = 10

@@ -1,13 +1,13 @@
 """`BertTokenClassificationDataLayer` (NER and other one-label-per-word tasks) and its inference twin."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
+from nmod.log import get_logger
 from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
 
 from ..glue.data_layer import SentenceDataLayer
@@ -19,7 +19,7 @@ from .reader import TokenClassificationData, build_label_ids, read_token_classif
 __all__ = ["BertTokenClassificationDataLayer", "BertTokenClassificationInferDataLayer",
            "load_or_build_token_features"]
 
-logger = logging.getLogger("nmod_nlp.data")
+logger = get_logger(__name__)
 
 _FEATURES_VERSION = 1  # bump when encode_words or the reader change what a file yields
 

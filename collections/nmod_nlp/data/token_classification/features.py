@@ -20,16 +20,17 @@ Features are flat numpy arrays with row offsets, cached like the GLUE ones (`loa
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
+from nmod.log import get_logger
+
 __all__ = ["TokenFeatures", "encode_words", "word_lengths"]
 
-logger = logging.getLogger("nmod_nlp.data")
+logger = get_logger(__name__)
 
 _COUNTS = ("sentences_split", "words_cut", "empty_words")
 

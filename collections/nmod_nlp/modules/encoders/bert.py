@@ -16,8 +16,8 @@ from nmod.backends.pytorch import TrainableNM
 from nmod.core.errors import ConfigError
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
-from .checkpoint_io import fit_pooler, has_pooler, load_exact
-from .hf_checkpoint import read_hf_checkpoint, renamed_bert_state
+from .checkpoint_io import has_pooler
+from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint, renamed_bert_state
 from .megatron import (ACTIVATIONS, Pooler, encoder_input_ports, encoder_output_ports, init_weights,
                        resolve_add_pooler)
 
@@ -224,7 +224,6 @@ class BERT(TrainableNM):
         if pretrained_dir is not None or checkpoint is not None:
             path = checkpoint or pretrained_dir
             values, state, weights_file = read_hf_checkpoint(path, config_file, allow_unsafe_checkpoint)
-            state = renamed_bert_state(state, str(weights_file))
             source = str(config_file or weights_file.parent / "config.json")
         elif config_file is not None:
             values, source = BertConfig.read_json(config_file), config_file
@@ -245,12 +244,14 @@ class BERT(TrainableNM):
         cfg = BertConfig.from_dict(values, source=str(source))
         self.config = cfg
         self.attention_impl = attention_impl
-        self.has_pooler = resolve_add_pooler(add_pooler, state is not None and has_pooler(state))
+        self.has_pooler = resolve_add_pooler(add_pooler, state is not None and has_pooler(renamed_bert_state(state)[0]))
+        # What the checkpoint's folder says its tokenizer did (tokenizer_config.json); None: it does not say.
+        self.recorded_lower_case = _recorded_lower_case(weights_file.parent) if state is not None else None
         self.bert = BertModel(cfg, add_pooler=self.has_pooler)
         if state is None:
             self.bert.apply(init_weights)
         else:
-            load_exact(self.bert, fit_pooler(self.bert, state, str(weights_file)), str(weights_file))
+            load_bert_state_dict(self.bert, state, str(weights_file))
 
     def self_contained_init_params(self) -> dict:
         """Init params that rebuild this architecture from no file at all: every config field, no paths.
@@ -267,3 +268,11 @@ class BERT(TrainableNM):
     @property
     def hidden_size(self) -> int:
         return self.config.hidden_size
+
+
+def _recorded_lower_case(folder: Path) -> bool | None:
+    try:
+        value = json.loads((folder / "tokenizer_config.json").read_text()).get("do_lower_case")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import pickle
 import re
 import zipfile
@@ -19,6 +18,7 @@ from torch import nn
 
 from nmod.backends.pytorch.serialization import UnsafeCheckpointError
 from nmod.core.errors import CheckpointError, MissingFileError
+from nmod.log import get_logger
 
 # What a Hugging Face folder holds its weights in, in the order they are looked for.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -30,7 +30,28 @@ Renames = list[tuple[str, "str | None"]]
 # ``language_model.pooler.dense``, megatron-core's and Hugging Face's ``pooler.dense``).
 POOLER_KEYS = ("pooler.dense.weight", "pooler.dense.bias")
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
+
+
+def check_vocab_fits(tokens: int, rows: int, multiple: int, vocab: str, source: str) -> None:
+    """A vocabulary of ``tokens`` fits word embeddings of ``rows`` rows, which a checkpoint pads to a
+    multiple of ``multiple`` (Megatron: 128 x its tensor-parallel size): ``rows - multiple < tokens <= rows``.
+
+    A larger vocabulary would index past the embeddings; a smaller one is almost surely another model's
+    (a 500-token or a cased vocabulary beside a 30,522-row uncased checkpoint), and would train silently.
+    """
+    if tokens > rows or rows - tokens >= multiple:
+        padding = f"; the checkpoint pads its vocabulary to a multiple of {multiple}" if multiple > 1 else ""
+        raise CheckpointError(
+            f"{vocab} has {tokens} tokens but {source}'s word embeddings have {rows} rows{padding}, so it was "
+            f"trained with {rows - multiple + 1 if multiple > 1 else rows}..{rows} tokens; is {vocab} the vocabulary "
+            f"this checkpoint was trained with?")
+
+
+def log_loaded(source: str, fmt: str, model: str, loaded: int, ignored: list[str]) -> None:
+    """One line saying what a checkpoint gave the encoder: its format, the tensors read, those left out."""
+    left = f"; ignored {len(ignored)} tensors outside the encoder (e.g. {', '.join(ignored[:3])})" if ignored else ""
+    log.info(f"loaded {source} ({fmt}): {loaded} tensors into {model}{left}")
 
 
 def has_pooler(state: dict) -> bool:
@@ -72,9 +93,13 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
             state.update(load_file(path.parent / shard, allow_unsafe))
         return state
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file as load_safetensors
 
-        return load_safetensors(str(path))
+        try:
+            return load_safetensors(str(path))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     if path.suffix in (".index", ".meta") or ".ckpt" in path.name:
         raise CheckpointError(
             f"{path} looks like a TensorFlow checkpoint; convert it to PyTorch first "
@@ -82,6 +107,11 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
         )
     # mmap: a training checkpoint's optimizer state (twice the weights) is never read into memory.
     mmap = zipfile.is_zipfile(path)  # pre-1.6 torch files cannot be mapped
+    if not mmap and not _is_pickle(path):
+        with path.open("rb") as f:
+            start = f.read(16)
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint: torch.save writes a zip archive (a pickle before "
+                              f"torch 1.6), and this file is neither (it begins {start!r})")
     try:
         with torch.serialization.safe_globals(_training_state_globals()):
             return torch.load(path, map_location="cpu", weights_only=not allow_unsafe, mmap=mmap)
@@ -95,6 +125,12 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
         ) from None
     except (RuntimeError, KeyError, EOFError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
+
+
+def _is_pickle(path: Path) -> bool:
+    """Pickles of protocol 2 and later, which every torch.save before 1.6 wrote, begin with 0x80."""
+    with path.open("rb") as f:
+        return f.read(1) == b"\x80"
 
 
 def _training_state_globals() -> list:

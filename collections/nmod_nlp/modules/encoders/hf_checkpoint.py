@@ -8,7 +8,6 @@ pretraining heads; the pooler is kept for an encoder built with one (``fit_poole
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import torch
@@ -16,9 +15,8 @@ from torch import nn
 
 from nmod.core.errors import CheckpointError, MissingFileError
 
-from .checkpoint_io import Renames, find_weights_file, fit_pooler, flatten, load_exact, load_file, rename, split_weights
-
-log = logging.getLogger(__name__)
+from .checkpoint_io import (Renames, find_weights_file, fit_pooler, flatten, load_exact, load_file, log_loaded, rename,
+                            split_weights)
 
 HF_BERT_RENAMES: Renames = [
     (r"^(?:module\.|model\.)+", ""),
@@ -59,14 +57,16 @@ def read_hf_checkpoint(
     return config, flatten(state), weights_file
 
 
-def renamed_bert_state(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
-    """HF BERT weights (``bert.``-prefixed or not, ``gamma``/``beta`` or not) under ``BertModel``'s names."""
-    renamed, dropped = rename(state, HF_BERT_RENAMES)
-    if dropped:
-        log.info("%s: ignoring %d keys outside the encoder (e.g. %s)", source, len(dropped), dropped[:3])
-    return renamed
+def renamed_bert_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """HF BERT weights (``bert.``-prefixed or not, ``gamma``/``beta`` or not) under ``BertModel``'s
+    names, and the keys left out (task and pretraining heads)."""
+    return rename(state, HF_BERT_RENAMES)
 
 
-def load_bert_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Loads HF BERT weights into a ``BertModel``, its pooler too when it has one."""
-    load_exact(model, fit_pooler(model, renamed_bert_state(state, source), source), source)
+def load_bert_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str,
+                         dropped: tuple[str, ...] = ()) -> None:
+    """Loads HF BERT weights into a ``BertModel``, its pooler too when it has one, and says so."""
+    renamed, gone = renamed_bert_state(state)
+    state = fit_pooler(model, renamed, source)
+    load_exact(model, state, source)
+    log_loaded(source, "Hugging Face BERT", type(model).__name__, len(state), [*dropped, *gone])

@@ -22,6 +22,7 @@ from nmod.core.errors import ConfigError, MissingFileError
 from nmod.types import ChannelType, MaskType, NeuralType
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
+from .checkpoint_io import check_vocab_fits
 from .megatron_checkpoint import load_megatron_state_dict, read_megatron_checkpoint
 
 ACTIVATIONS = {
@@ -314,6 +315,9 @@ def encoder_output_ports(has_pooler: bool) -> dict[str, NeuralType]:
 
 POOLER_CHOICES = (False, True, "if_pretrained")
 
+# Megatron-LM's --tokenizer-type -> whether it lower-cases.
+MEGATRON_TOKENIZERS = {"BertWordPieceLowerCase": True, "BertWordPieceCase": False}
+
 
 def resolve_add_pooler(add_pooler: bool | str, checkpoint_has_pooler: bool) -> bool:
     """Whether an encoder gets a pooler: ``False`` (NeMo's encoders: hidden states only; a checkpoint's
@@ -411,9 +415,16 @@ class MegatronBERT(TrainableNM):
             loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint)
         if config is None:
             config = MegatronBertConfig.resolve(overrides, config_file, loaded.recorded_args if loaded else None)
+        if loaded is not None and loaded.vocab_rows is not None and (vocab_size or vocab_file):
+            check_vocab_fits(config.vocab_size, loaded.vocab_rows,
+                             config.make_vocab_size_divisible_by * len(loaded.shards),
+                             vocab_file or f"vocab_size={vocab_size}", loaded.source)
         self.config = config
         self.attention_impl = attention_impl
         self.has_pooler = resolve_add_pooler(add_pooler, loaded is not None and loaded.has_pooler)
+        # What the checkpoint says its tokenizer did (Megatron-LM's --tokenizer-type); None: it does not say.
+        self.recorded_lower_case = MEGATRON_TOKENIZERS.get(str((loaded.config or {}).get("tokenizer_type"))) \
+            if loaded is not None else None
         self.language_model = MegatronBertModel(config, add_pooler=self.has_pooler)
         if loaded is None:
             self.language_model.apply(init_weights)

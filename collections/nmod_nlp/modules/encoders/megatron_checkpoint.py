@@ -17,7 +17,6 @@ anything else that does not fit is an error that lists missing and unexpected ke
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,14 @@ import torch
 from torch import nn
 
 from nmod.core.errors import CheckpointError, MissingFileError
+from nmod.log import get_logger
 
 from .checkpoint_io import (
     WEIGHT_FILES,
     Renames,
     find_weights_file,
     fit_pooler,
+    log_loaded,
     flatten,
     has_pooler,
     load_exact,
@@ -40,7 +41,7 @@ from .checkpoint_io import (
     split_weights,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # What Megatron-LM writes today: fused QKV rows [heads, 3, head_dim] and the encoder/self_attention
 # names. Earlier versions used transformer/attention; a bare state dict, which stores no version, is this.
@@ -142,6 +143,7 @@ class MegatronCheckpoint:
     source: str
     config: dict | None = None  # from the checkpoint's args or a HF config.json, if any
     dropped: list[str] = field(default_factory=list)
+    format: str = "state dict"  # what the file or folder was, for the log
 
     @property
     def vocab_rows(self) -> int | None:
@@ -234,10 +236,11 @@ def read_megatron_checkpoint(
     as ``CHECKPOINT_VERSION``, which is what nmod and converters write.
     """
     path = Path(path)
-    config = None
+    config, fmt = None, None
     if path.is_dir():
         files = _megatron_shard_files(path)
         if not files and (path / "config.json").is_file():  # a Hugging Face megatron-bert folder
+            fmt = "Hugging Face megatron-bert folder"
             config = json.loads((path / "config.json").read_text())
             if config.get("model_type", "megatron-bert") != "megatron-bert":
                 raise CheckpointError(
@@ -272,9 +275,10 @@ def read_megatron_checkpoint(
         raise CheckpointError(f"{path}: shards disagree on checkpoint_version: {sorted(versions)}")
     stored = versions.pop() if versions else CHECKPOINT_VERSION
     version = float(checkpoint_version) if checkpoint_version is not None else stored
-    if dropped:
-        log.info("%s: ignoring %d keys outside the encoder (e.g. %s)", path, len(dropped), dropped[:3])
-    return MegatronCheckpoint(shards, version, str(path), config, dropped)
+    if fmt is None:
+        fmt = (f"Megatron-LM save folder, {len(files)} tensor-parallel shards" if len(files) > 1
+               else f"Megatron-LM {files[0].name}" if files[0].name in MEGATRON_FILES or versions else "state dict")
+    return MegatronCheckpoint(shards, version, str(path), config, dropped, f"{fmt}, checkpoint_version {version:g}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,6 +304,7 @@ def load_megatron_state_dict(model: nn.Module, checkpoint: MegatronCheckpoint | 
         log.warning("%s has no token-type embeddings; starting them at zero", checkpoint.source)
         state[key] = torch.zeros_like(model.state_dict()[key])
     load_exact(model, state, checkpoint.source)
+    log_loaded(checkpoint.source, checkpoint.format, type(model).__name__, len(state), checkpoint.dropped)
 
 
 def fit_vocab_rows(weight: torch.Tensor, vocab_size: int, rows: int, source: str) -> torch.Tensor:
