@@ -61,7 +61,7 @@ import _bench as B  # noqa: E402
 TASKS = ("cola", "mrpc", "sts-b", "rte")
 # Training rows per task for the default run (dev sets are always full). Sized with the features'
 # mean lengths (CoLA 11, STS-B 28, MRPC 53, RTE 67 tokens) for similar time per task.
-DEFAULT_TRAIN_ROWS = {"cola": 4000, "mrpc": 1600, "sts-b": 3000, "rte": 1200}
+DEFAULT_TRAIN_ROWS = {"cola": 4000, "mrpc": 1600, "sts-b": 3000, "rte": 0}  # RTE: all 2,490 rows, so that it learns
 SIDES = ("nmod", "hf", "nmod_mlp", "hf_mlp", "nmod_cls")
 NMOD_HEADS = {"nmod": "pooler", "nmod_mlp": "mlp", "nmod_cls": "cls"}  # side -> nmod_glue_modules' head
 DESCRIPTIONS = {
