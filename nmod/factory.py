@@ -188,7 +188,8 @@ def _setup_logging(is_main: bool) -> None:
     """Rank 0 logs at INFO; other ranks only warnings and errors, so output is not repeated N times.
 
     One handler prints to stdout; another keeps the lines until a log file is opened (``_log_to_file``),
-    so ``nmod.log`` also holds what was logged while a recipe checked its inputs.
+    so ``nmod.log`` also holds what was logged while a recipe checked its inputs. A log file an earlier
+    factory of this process opened gets no more lines.
     """
     root = logging.getLogger("nmod")
     root.setLevel(logging.INFO if is_main else logging.WARNING)
@@ -198,8 +199,11 @@ def _setup_logging(is_main: bool) -> None:
         handler._nmod = "stdout"
         root.addHandler(handler)
         root.propagate = False
-    if not any(getattr(h, "_nmod", None) in ("file", "buffer") for h in root.handlers):
-        root.addHandler(_StartupLines())
+    # A new factory is a new run: an earlier run's log file (same process, a notebook say) stops here.
+    for old in [h for h in root.handlers if getattr(h, "_nmod", None) in ("file", "buffer")]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(_StartupLines())
 
 
 def _log_to_file(path: str) -> None:

@@ -161,11 +161,16 @@ def save_model_folder(
     }
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*"):  # what a save killed half-way left behind
+        if stale.is_dir() and stale.suffix in (".tmp", ".old"):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    cfg.plain_permissions(tmp)
     try:
         for name, module in modules.items():
             save_file(_state_dict(module, name), str(tmp / entries[name]["weights"]),
                       metadata={"format": "pt", "module": name, "nmod_version": __version__})
+            cfg.plain_permissions(tmp / entries[name]["weights"])  # safetensors writes owner-only files
         shutil.copyfile(vocab, tmp / VOCAB_FILE)
         cfg.write_yaml(tmp / MODEL_YAML, document)  # last: a folder with model.yaml is complete
         _replace_folder(tmp, path)

@@ -22,7 +22,7 @@ import nmod
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
 from nmod.core import NmodError, NmTensor
 from nmod.core.config import write_yaml
-from nmod.core.errors import ConfigError
+from nmod.core.errors import ConfigError, MissingFileError
 from nmod.log import get_logger
 from nmod.optim import get_lr_policy
 
@@ -59,6 +59,9 @@ __all__ = [
     "check_run_folder",
     "start_run",
     "number",
+    "add_infer_args",
+    "infer_model_dir",
+    "read_queries",
     "save_model",
     "run",
 ]
@@ -462,3 +465,48 @@ def run(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> Any:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+# ---- inference scripts ------------------------------------------------------------------------------
+
+def add_infer_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
+    """What every ``*_infer.py`` script reads: the model folder a training run wrote (``--model_dir``,
+    default ``<work_dir>/model`` of the recipe's default ``--work_dir``), how to batch, where to run.
+
+    The older spellings still work: ``--work_dir`` (``--run_dir``) names the run folder, and
+    ``--checkpoint_dir`` its ``checkpoints/``; either means the ``model/`` folder beside them.
+    """
+    p = parser
+    p.add_argument("--model_dir", default=None,
+                   help=f"the model folder of a training run (default: {work_dir}/model); nothing else is read")
+    p.add_argument("--work_dir", "--run_dir", dest="run_dir", default=None,
+                   help="the --work_dir of a training run: its model/ folder is read")
+    p.add_argument("--checkpoint_dir", help="a run's checkpoints/ folder: the model/ folder beside it is read")
+    p.add_argument("--batch_size", type=number(int), default=32)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of nmod's own errors")
+    p.set_defaults(default_work_dir=work_dir)
+
+
+def infer_model_dir(args: argparse.Namespace) -> Path:
+    """The model folder the inference flags name (see ``add_infer_args``)."""
+    given = [f for f in ("model_dir", "run_dir", "checkpoint_dir") if getattr(args, f)]
+    if len(given) > 1:
+        raise ConfigError(f"pass one of --model_dir, --work_dir and --checkpoint_dir, not {' and '.join(given)}")
+    if args.model_dir:
+        return Path(args.model_dir)
+    if args.checkpoint_dir:
+        return Path(args.checkpoint_dir).resolve().parent / "model"
+    return Path(args.run_dir or args.default_work_dir) / "model"
+
+
+def read_queries(queries: Optional[Sequence[str]], input_file: Optional[str], default: Sequence[str]) -> list[str]:
+    """``--queries``, or the lines of ``--input_file`` (blank ones skipped), or the script's examples."""
+    if queries and input_file:
+        raise ConfigError("pass --queries or --input_file, not both")
+    if input_file:
+        path = Path(input_file)
+        if not path.is_file():
+            raise MissingFileError(f"--input_file {path} does not exist")
+        return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return list(queries or default)

@@ -47,14 +47,30 @@ def _yaml() -> YAML:
     return yaml
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def plain_permissions(path: str | os.PathLike) -> None:
+    """Give a file or folder made by ``tempfile`` (owner-only: 0600, 0700) the permissions ``open`` or
+    ``mkdir`` would have given it under the process's umask, so that an atomically written model or
+    checkpoint can be shared as a normally written one can."""
+    mode = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, mode & ~_umask())
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> None:
     """Write through `write(file)` into a temp file in the same folder, fsync, then rename over `path`.
 
-    A crash mid-write leaves the previous file intact, never a truncated one.
+    A crash mid-write leaves the previous file intact, never a truncated one. The file gets the
+    permissions a plain write would give it (``plain_permissions``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    plain_permissions(tmp)
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)

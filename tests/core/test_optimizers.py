@@ -161,7 +161,7 @@ def test_fused_adam_on_cpu_equals_adam_w(caplog, monkeypatch):
     assert isinstance(fused_opt, torch.optim.AdamW) and fused_opt.defaults["fused"] is True
     for (name, a), (_, b) in zip(fused.named_parameters(), plain.named_parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
-    lines = [r.getMessage() for r in caplog.records if r.name == "nmod"]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("nmod")]
     assert lines == ["fused_adam: NVIDIA apex is not importable; using torch.optim.AdamW(fused=True)"]
 
 
@@ -173,7 +173,7 @@ def test_fused_lamb_falls_back_to_nmod_lamb(caplog, monkeypatch):
     assert type(fused_opt) is Lamb
     for a, b in zip(fused.parameters(), plain.parameters()):
         assert torch.equal(a, b)
-    assert len([r for r in caplog.records if r.name == "nmod"]) == 1
+    assert len([r for r in caplog.records if r.name.startswith("nmod")]) == 1
 
 
 def test_apex_on_cpu_parameters_is_not_used(caplog, monkeypatch):

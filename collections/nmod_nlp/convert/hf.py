@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nmod.core.config import plain_permissions
 from nmod.core.errors import ConfigError, MissingFileError
 
 from ..modules.encoders.bert import BertConfig, BertModel
@@ -142,6 +143,7 @@ def write_hf_folder(out: str | Path, config: dict, state: dict[str, torch.Tensor
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "config.json", {"architectures": [architecture], **config})
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    plain_permissions(out / "model.safetensors")  # safetensors writes owner-only files
     write_tokenizer_files(out, vocab_file, do_lower_case, config["max_position_embeddings"])
     return out
 

@@ -180,7 +180,8 @@ def main(argv=None) -> dict:
     _, _, train_loss = pipeline(train_layer)
     recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="punctuation_capitalization", modules={"encoder": encoder, "head": classifier},
-                      tokenizer=tokenizer, labels=label_names, extra={"max_seq_length": args.max_seq_length})
+                      tokenizer=tokenizer, labels=label_names, extra={"max_seq_length": args.max_seq_length,
+                                                                      "none_label": args.none_label})
     return recipe.report_training("Punctuation and capitalization", nf, evaluators)
 
 

@@ -19,17 +19,15 @@ from nmod_nlp.inference import QuestionAnswerer
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model_dir", required=True, help="the model folder (<work_dir>/model of the SQuAD recipe)")
     p.add_argument("--question", help="one question (with --context)")
     p.add_argument("--context", help="the text to find its answer in (with --question)")
     p.add_argument("--input_file", help="a SQuAD-format JSON file: every question in it (answers not needed)")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
+    recipe.add_infer_args(p, work_dir="work_dir/squad")
+    p.set_defaults(batch_size=8)
     over = p.add_argument_group("settings (default: the training run's, as the folder records them)")
     over.add_argument("--n_best_size", type=int)
     over.add_argument("--max_answer_length", type=int)
     over.add_argument("--null_score_diff_threshold", type=float)
-    p.add_argument("--debug", action="store_true", help="show the traceback of nmod's own errors")
     args = p.parse_args(argv)
     if args.input_file and (args.question or args.context):
         p.error("pass either --input_file or --question with --context, not both")
@@ -43,7 +41,8 @@ def main(argv=None) -> list:
     args = parse_args(argv)
     settings = {k: getattr(args, k) for k in ("n_best_size", "max_answer_length", "null_score_diff_threshold")
                 if getattr(args, k) is not None}
-    qa = QuestionAnswerer.from_model_dir(args.model_dir, batch_size=args.batch_size, device=args.device, **settings)
+    qa = QuestionAnswerer.from_model_dir(recipe.infer_model_dir(args), batch_size=args.batch_size, device=args.device,
+                                         **settings)
     if args.input_file:
         results = qa.answer_file(args.input_file)
     else:

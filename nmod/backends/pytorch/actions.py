@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import math
 import sys
@@ -20,6 +21,7 @@ from nmod.core.errors import CheckpointError, MissingFileError
 from nmod.log import get_logger
 from nmod.optim import LRPolicy, get_optimizer
 from nmod.optim.lr_policies import bind_lr_policy
+from nmod.progress import progress
 from nmod.types import LossType
 
 from . import checkpoint as ckpt
@@ -213,6 +215,9 @@ class PtActions(Actions):
                 cb.on_train_end(state)
         finally:
             self._run = None  # the optimizer's state is freed once training ends
+            if self.dist.enabled:  # DDP's reducer sits in reference cycles: free it (and its gloo work) now
+                del run, model
+                gc.collect()
 
     def _setup_runner(self, wanted: List[NmTensor]) -> GraphRunner:
         runner = GraphRunner(Graph(wanted)).to(self.device)
@@ -454,7 +459,7 @@ class PtActions(Actions):
             batches = self._batches(runner.data_layer, 0, False, False)
             counts = self.dist.gather_objects(len(batches))
             loader = iter(self._loader(runner.data_layer, batches))
-            for _ in range(max(counts)):
+            for _ in progress(range(max(counts)), desc="eval", unit="batches", enabled=self.is_main):
                 batch = next(loader, None)
                 values = None
                 if batch is not None:
@@ -501,7 +506,7 @@ class PtActions(Actions):
         runner.eval()
         try:
             results: List[List[Any]] = [[] for _ in tensors]
-            for batch in data:
+            for batch in progress(data, desc="infer", unit="batches", enabled=self.is_main):
                 with self.precision.autocast():
                     outs = runner(self._to_device(batch), tensors)
                 for i, o in enumerate(outs):

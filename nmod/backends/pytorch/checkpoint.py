@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from nmod.core.config import plain_permissions
 from nmod.core.errors import CheckpointError, MissingFileError
 from nmod.log import get_logger
 
@@ -79,7 +80,9 @@ def save_checkpoint(folder: str | os.PathLike, step: int, modules: Dict[str, tor
     tmp: Optional[Path] = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        remove_interrupted_saves(folder)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
+        plain_permissions(tmp)
         files: Dict[str, FileDigest] = {}
         for name, module in modules.items():
             writing = f"{name}.pt"
@@ -113,6 +116,20 @@ def save_checkpoint(folder: str | os.PathLike, step: int, modules: Dict[str, tor
     for old in done[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+_INTERRUPTED = re.compile(r"^\.step-\d+\.")  # the temporary folders save_checkpoint and _replace_dir make
+
+
+def remove_interrupted_saves(folder: Path) -> None:
+    """Remove the hidden temporary folders of saves that were killed half-way (a hard kill leaves them;
+    an exception does not). Only this run writes into its checkpoints folder, so none is in use."""
+    stale = [p for p in folder.iterdir() if _INTERRUPTED.match(p.name) and p.is_dir()] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        logger.info(f"removed {len(stale)} temporary folder(s) an interrupted save left in {folder}: "
+                    f"{', '.join(p.name for p in stale[:3])}")
 
 
 def _write_error(folder: Path, final: Path, why: str, cause: Optional[OSError]) -> CheckpointWriteError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any, List, Optional
@@ -9,7 +10,7 @@ from typing import Any, List, Optional
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "init_distributed"]
+__all__ = ["DistributedContext", "init_distributed", "shutdown"]
 
 
 @dataclass
@@ -46,13 +47,23 @@ class DistributedContext:
         return out
 
 
-def _destroy() -> None:
-    """Leave together: a rank that tears down gloo while a peer still uses it aborts."""
+def shutdown() -> None:
+    """Leave together, and leave nothing of the process group to the interpreter's teardown.
+
+    A gloo work object (the last all-reduce of DDP's reducer, an all_gather_object) can outlive the
+    training step in a reference cycle (DDP's autograd hooks hold its reducer). Freed only by the
+    interpreter's final collection, it destroys tensors after Python has begun shutting down, and the
+    C++ runtime aborts the rank with "terminate called without an active exception" (pytorch/pytorch
+    PR 179291, issue 190489): a finished torchrun job exits non-zero. So the cycles are collected
+    while the interpreter is whole, the ranks meet, and the group is destroyed, before exit.
+    """
     if dist.is_initialized():
+        gc.collect()
         try:
             dist.barrier()
         finally:
             dist.destroy_process_group()
+            gc.collect()
 
 
 def init_distributed(local_rank: Optional[int], device_type: str) -> DistributedContext:
@@ -73,5 +84,5 @@ def init_distributed(local_rank: Optional[int], device_type: str) -> Distributed
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
         # Tear the group down before the interpreter does: a gloo group left to C++ destructors can
         # abort ("terminate called without an active exception") when ranks exit at different times.
-        atexit.register(_destroy)
+        atexit.register(shutdown)
     return DistributedContext(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size())

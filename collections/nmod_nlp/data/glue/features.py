@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from nmod.log import get_logger
+from nmod.progress import progress
 
 from ..feature_cache import feature_cache_path  # noqa: F401 (re-exported)
 from ..feature_cache import load_or_build_features as load_or_build_cached
@@ -94,7 +95,7 @@ def encode_sentences(tokenizer, texts_a: Sequence[str], texts_b: Optional[Sequen
     ids_b = [e.ids for e in tokenizer.encode_batch(list(texts_b))] if texts_b is not None else None
 
     rows, seg_a, truncated = [], [], 0
-    for i, a in enumerate(ids_a):
+    for i, a in enumerate(progress(ids_a, desc="features", unit="rows")):
         if ids_b is None:
             truncated += len(a) > budget
             row = [cls_id, *a[:budget], sep_id]

@@ -19,6 +19,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from nmod.progress import progress
+
 from ..feature_cache import feature_cache_path  # noqa: F401 (re-exported)
 from ..feature_cache import load_or_build_features as load_or_build_cached
 from .reader import SquadData
@@ -107,7 +109,8 @@ def convert_examples_to_features(data: SquadData, tokenizer, max_seq_length: int
     q_ids = [e.ids[:max_query_length] for e in tokenizer.encode_batch([ex.question for ex in data.examples])]
 
     ids_rows, seg_a, starts, ends, ex_index, doc_starts, doc_lens = [], [], [], [], [], [], []
-    for n, (ex, q) in enumerate(zip(data.examples, q_ids)):
+    for n, (ex, q) in enumerate(progress(zip(data.examples, q_ids), total=len(data.examples), desc="features",
+                                          unit="questions")):
         c = ex.context_index
         context_ids, offsets = ctx_ids[c], ctx_offsets[c]
         tok_start = tok_end = -1

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from nmod.log import get_logger
+from nmod.progress import progress
 
 __all__ = ["TokenFeatures", "encode_words", "word_lengths"]
 
@@ -142,7 +143,7 @@ def encode_words(
         offsets.append(len(ids))
         sentence_index.append(s), first_word.append(start), num_words.append(end - start)
 
-    for s, words in enumerate(sentences):
+    for s, words in enumerate(progress(sentences, desc="features", unit="sentences")):
         windows_before = len(sentence_index)
         window, used, start = [], 0, 0
         for w, word in enumerate(words):

@@ -24,12 +24,13 @@ from typing import Iterable, Mapping, Optional
 import torch
 
 from nmod.core.errors import ConfigError, DataFormatError
+from nmod.progress import progress
 
-from .data.batching import PadCollate
-from .data.squad import SquadData, SquadDataset, SquadEvaluator, SquadExample, SquadReadSummary, read_squad_file
-from .data.squad.features import load_or_create_features
-from .model_folder import ModelFolder, load_model_folder
-from .modules.losses import SpanningLoss
+from ..data.batching import PadCollate
+from ..data.squad import SquadData, SquadDataset, SquadEvaluator, SquadExample, SquadReadSummary, read_squad_file
+from ..data.squad.features import load_or_create_features
+from ..model_folder import ModelFolder, load_model_folder
+from ..modules.losses import SpanningLoss
 
 __all__ = ["QuestionAnswerer", "SQUAD_SETTINGS"]
 
@@ -150,7 +151,7 @@ class QuestionAnswerer:
         evaluator = SquadEvaluator(dataset, s["n_best_size"], s["max_answer_length"], s["null_score_diff_threshold"])
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
                                              collate_fn=PadCollate((self.tokenizer.pad_id, 0, 0, 0, 0, 0)))
-        for input_ids, type_ids, mask, unique_ids, starts, ends in loader:
+        for input_ids, type_ids, mask, unique_ids, starts, ends in progress(loader, desc="infer", unit="batches"):
             input_ids, type_ids, mask = (t.to(self.device) for t in (input_ids, type_ids, mask))
             hidden = self.encoder(input_ids=input_ids, token_type_ids=type_ids, attention_mask=mask)
             logits = self.qa_head(hidden_states=hidden)

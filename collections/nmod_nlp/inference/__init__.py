@@ -1,0 +1,41 @@
+"""Inference on raw text from a model folder, one predictor per task kind (``load_predictor`` picks it).
+
+| folder ``task`` | predictor | in | out |
+| --- | --- | --- | --- |
+| ``squad`` | ``QuestionAnswerer`` | question + context | answer, character span, score |
+| ``glue``, ``text_classification`` | ``TextClassifier`` | a sentence or a pair | label and score (a score for STS-B) |
+| ``ner`` | ``TokenTagger`` | a sentence | a label per word |
+| ``punctuation_capitalization`` | ``PunctuationCapitalizer`` | lower-case text | punctuated, capitalized text |
+| ``intent_slot`` | ``IntentSlotTagger`` | a query | an intent, a slot per word |
+
+Each reads only the folder (``nmod_nlp.model_folder``): no Megatron config, checkpoint or recipe flag.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from nmod.core.errors import ConfigError
+
+from ..model_folder import load_model_folder
+from ._base import Predictor
+from .classification import TextClassifier, glue_file_inputs, text_inputs
+from .question_answering import SQUAD_SETTINGS, QuestionAnswerer, _InMemorySquadDataset, squad_data  # noqa: F401
+from .tagging import IntentSlotTagger, PunctuationCapitalizer, TokenTagger
+
+__all__ = ["QuestionAnswerer", "SQUAD_SETTINGS", "TextClassifier", "TokenTagger", "PunctuationCapitalizer",
+           "IntentSlotTagger", "text_inputs", "glue_file_inputs", "PREDICTORS", "load_predictor", "Predictor"]
+
+PREDICTORS = {"glue": TextClassifier, "text_classification": TextClassifier, "ner": TokenTagger,
+              "punctuation_capitalization": PunctuationCapitalizer, "intent_slot": IntentSlotTagger}
+
+
+def load_predictor(path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None):
+    """The predictor for whatever task the model folder at ``path`` holds."""
+    model = load_model_folder(path)
+    if model.task == "squad":
+        return QuestionAnswerer.from_model_folder(model, batch_size=batch_size, device=device)
+    if model.task not in PREDICTORS:
+        raise ConfigError(f"{model.path} holds a {model.task!r} model; nmod's predictors read "
+                          f"{sorted(['squad', *PREDICTORS])}")
+    return PREDICTORS[model.task](model, batch_size, device)
