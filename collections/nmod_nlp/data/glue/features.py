@@ -111,7 +111,8 @@ def encode_sentences(tokenizer, texts_a: Sequence[str], texts_b: Optional[Sequen
     np.cumsum([len(r) for r in rows], out=offsets[1:])
     flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
     if truncated:
-        logger.info("%d of %d rows were cut to max_seq_length=%d tokens", truncated, len(rows), max_seq_length)
+        logger.warning("%d of %d rows were cut to max_seq_length=%d tokens (raise --max_seq_length to keep them whole)",
+                       truncated, len(rows), max_seq_length)
     return SentenceFeatures(flat, offsets, np.asarray(seg_a, dtype=np.int32), labels,
                             np.arange(len(rows), dtype=np.int64), truncated)
 
