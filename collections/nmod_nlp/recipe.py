@@ -114,10 +114,14 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
     g.add_argument("--pretrained_model_name", default=None,
                    help="megatron-uncased, megatron-cased, or a HF BERT folder or name found locally "
                         f"(default: {DEMO_MODEL}, installed with nmod's test set-up)")
-    g.add_argument("--bert_config", help="the encoder's config.json (Megatron keys or HF keys)")
+    g.add_argument("--bert_config",
+                   help="the encoder's config.json (Megatron keys or HF keys); optional when the checkpoint records "
+                        "its sizes (Megatron args, .nemo, NeMo 2)")
     g.add_argument("--bert_checkpoint",
-                   help="encoder weights: state dict, model_optim_rng.pt, a folder of mp_rank_XX shards, a HF folder")
-    g.add_argument("--vocab_file", help="vocab.txt (default: the model's own)")
+                   help="encoder weights: model_optim_rng.pt, a Megatron or megatron-core save folder (torch or "
+                        "torch_dist), a .nemo archive, a NeMo 2 folder, a HF folder, a state dict (docs/checkpoints.md)")
+    g.add_argument("--vocab_file",
+                   help="vocab.txt (default: the checkpoint's own, as a .nemo carries it, or the model's)")
     g.add_argument("--do_lower_case", action="store_true", default=None,
                    help="lower-case and strip accents (default: as the model's tokenizer config or name says)")
     g.add_argument("--tokenizer", default="nemobert", help="tokenizer name (BERT WordPiece)")
@@ -317,13 +321,19 @@ def sequence_head_reads_pooler(args: argparse.Namespace, encoder: MegatronBERT |
 
 
 def build_tokenizer(args: argparse.Namespace, encoder: MegatronBERT | BERT | None = None) -> BertWordPieceTokenizer:
-    """The tokenizer for the encoder: ``--vocab_file``, else a vocab.txt beside the checkpoint or config.
+    """The tokenizer for the encoder: ``--vocab_file``, else the vocabulary the checkpoint carries (a
+    ``.nemo`` archive's, with its lower-casing), else a vocab.txt beside the checkpoint or config.
 
     With the ``encoder``, its vocabulary must fit the encoder's word embeddings (an error naming both
     counts), and a lower-casing that disagrees with what the checkpoint records is a warning.
     """
-    tokenizer = get_tokenizer(args.tokenizer, args.pretrained_model_name, args.vocab_file or _model_vocab(args),
-                              args.do_lower_case, tokenizer_model=args.tokenizer_model)
+    carried = getattr(encoder, "vocab_file", None)  # a .nemo or NeMo 2 checkpoint carries its vocabulary
+    lower_case = args.do_lower_case
+    if lower_case is None and carried is not None:
+        lower_case = getattr(encoder, "recorded_lower_case", None)
+    vocab = args.vocab_file or carried or _model_vocab(args)
+    tokenizer = get_tokenizer(args.tokenizer, args.pretrained_model_name, vocab, lower_case,
+                              tokenizer_model=args.tokenizer_model)
     if encoder is not None:
         rows = encoder.config.vocab_size
         where = args.bert_checkpoint or args.pretrained_model_name or "the encoder"

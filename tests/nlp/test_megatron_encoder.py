@@ -322,8 +322,8 @@ def test_config_missing_keys_error(tmp_path):
         MegatronBERT(config_file=str(path), vocab_size=100)
 
 
-def test_get_pretrained_megatron_needs_both_flags(tmp_path, hf_model, batch):
-    with pytest.raises(ValueError, match=r"--bert_config.*--bert_checkpoint.*missing: --bert_config and --bert_checkpoint"):
+def test_get_pretrained_megatron_needs_a_checkpoint_and_sizes(tmp_path, hf_model, batch):
+    with pytest.raises(ValueError, match=r"--bert_checkpoint.*unless the checkpoint records its sizes.*--bert_config"):
         get_pretrained_lm_model("megatron-uncased")
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"hidden-size": HIDDEN, "num-attention-heads": HEADS, "num-layers": LAYERS, "max-seq-length": MAX_POS}))
@@ -336,6 +336,13 @@ def test_get_pretrained_megatron_needs_both_flags(tmp_path, hf_model, batch):
     assert isinstance(model, MegatronBERT) and model.config.vocab_size == VOCAB
     assert model.init_params["checkpoint"] == str(tmp_path / "ckpt")
     assert_matches(model, hf_model, batch)
+    # the save folder records its sizes in its args: --bert_config may be left out
+    assert_matches(get_pretrained_lm_model("megatron-uncased", vocab=str(vocab), checkpoint=str(tmp_path / "ckpt")),
+                   hf_model, batch)
+    # but a config.json that contradicts them is an error naming both
+    config.write_text(json.dumps({"hidden-size": HIDDEN * 2, "num-attention-heads": HEADS, "num-layers": LAYERS}))
+    with pytest.raises(ValueError, match=rf"disagree on the model's shape: hidden_size {HIDDEN * 2} there, {HIDDEN} in"):
+        get_pretrained_lm_model("megatron-uncased", config=str(config), vocab=str(vocab), checkpoint=str(tmp_path / "ckpt"))
 
 
 def test_megatron_core_names(tmp_path, hf_model, batch):
@@ -364,18 +371,6 @@ def test_checkpoint_without_token_types_starts_them_at_zero(tmp_path, hf_model, 
     assert "no token-type embeddings" in caplog.text
 
 
-def test_pipeline_parallel_folders_refused(tmp_path):
-    for name in ("mp_rank_00_000", "mp_rank_00_001"):
-        (tmp_path / "release" / name).mkdir(parents=True)
-        (tmp_path / "release" / name / "model_optim_rng.pt").write_bytes(b"")
-    (tmp_path / "latest_checkpointed_iteration.txt").write_text("release")
-    with pytest.raises(ValueError, match="pipeline-parallel checkpoints .*checkpoint_util"):
-        MegatronBERT(checkpoint=str(tmp_path), **SIZES)
-    with pytest.raises(FileNotFoundError, match="names iteration '2000' but .*iter_0002000 does not exist"):
-        (tmp_path / "latest_checkpointed_iteration.txt").write_text("2000")
-        MegatronBERT(checkpoint=str(tmp_path), **SIZES)
-
-
 def test_written_checkpoint_describes_itself_and_exports_to_yaml(tmp_path, batch):
     torch.manual_seed(0)
     original = MegatronBERT(activation="gelu_new", layernorm_epsilon=1e-6, **SIZES)
@@ -391,11 +386,13 @@ def test_written_checkpoint_describes_itself_and_exports_to_yaml(tmp_path, batch
 def test_resolve_takes_each_field_from_the_first_source_that_sets_it(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"hidden-size": 64, "num-attention-heads": 4, "num-layers": 3, "hidden-dropout": 0.2}))
-    recorded = {"hidden_size": 32, "num_layers": 5, "num_attention_heads": 2, "attention_dropout": 0.3,
+    recorded = {"hidden_size": 64, "num_attention_heads": 4, "hidden_dropout": 0.5, "attention_dropout": 0.3,
                 "layernorm_epsilon": 1e-6, "vocab_size": 77}
-    cfg = MegatronBertConfig.resolve({"num_layers": 1, "hidden_dropout": None}, path, recorded)
-    assert (cfg.hidden_size, cfg.num_attention_heads, cfg.num_layers) == (64, 4, 1)  # file over args, override over file
-    assert (cfg.hidden_dropout, cfg.attention_dropout, cfg.layernorm_epsilon, cfg.vocab_size) == (0.2, 0.3, 1e-6, 77)
+    cfg = MegatronBertConfig.resolve({"num_layers": 1, "attention_dropout": 0.0, "hidden_dropout": None}, path, recorded)
+    assert (cfg.hidden_size, cfg.num_attention_heads, cfg.num_layers) == (64, 4, 1)  # override over file over args
+    assert (cfg.hidden_dropout, cfg.attention_dropout, cfg.layernorm_epsilon, cfg.vocab_size) == (0.2, 0.0, 1e-6, 77)
+    with pytest.raises(ValueError, match=r"config.json and ckpt disagree on the model.s shape: hidden_size 64 there, 32 in the checkpoint"):
+        MegatronBertConfig.resolve({}, path, {**recorded, "hidden_size": 32}, "ckpt")
     assert cfg.max_position_embeddings == 512  # Megatron's default
     assert MegatronBertConfig.resolve({"max_seq_length": 64, "vocab_size": 10}).max_position_embeddings == 64
     with pytest.raises(TypeError, match=r"unknown fields \['hiden_size'\]"):

@@ -152,27 +152,34 @@ def _write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
 
 
-def megatron_to_hf(out: str | Path, vocab_file: str | Path, checkpoint: str | Path,
+def megatron_to_hf(out: str | Path, vocab_file: str | Path | None, checkpoint: str | Path,
                    config_file: str | Path | None = None, do_lower_case: bool | None = None,
                    checkpoint_version: float | None = None, allow_unsafe_checkpoint: bool = False) -> Path:
-    """A pretrained Megatron-LM BERT (any format ``MegatronBERT`` reads, tensor-parallel shards merged)
-    as a ``transformers`` megatron-bert folder for ``MegatronBertModel.from_pretrained``.
+    """A pretrained Megatron-LM BERT (any format ``MegatronBERT`` reads: ``megatron_formats.FORMATS``,
+    tensor-parallel shards and pipeline stages merged) as a ``transformers`` megatron-bert folder for
+    ``MegatronBertModel.from_pretrained``.
 
     The encoder and, when the checkpoint has one, its pretrained pooler (``pooler.dense``), which
     ``MegatronBertForSequenceClassification`` fine-tunes from; the pretraining heads are not carried
     over. Without a pooler in the checkpoint, ``MegatronBertModel`` initialises one afresh (and says so).
+    ``vocab_file`` may be None for a checkpoint that carries its vocabulary (a ``.nemo``, NeMo 2).
     """
     from ..modules.encoders.megatron import MegatronBERT
     from ..tokenizers.tokenizer_utils import _infer_lower_case
 
     encoder = MegatronBERT(config_file=None if config_file is None else str(config_file), checkpoint=str(checkpoint),
-                           vocab_file=str(vocab_file), checkpoint_version=checkpoint_version,
-                           allow_unsafe_checkpoint=allow_unsafe_checkpoint, add_pooler="if_pretrained")
+                           vocab_file=None if vocab_file is None else str(vocab_file),
+                           checkpoint_version=checkpoint_version, allow_unsafe_checkpoint=allow_unsafe_checkpoint,
+                           add_pooler="if_pretrained")
+    if encoder.vocab_file is None:
+        raise ConfigError(f"{checkpoint} carries no vocabulary: pass --vocab_file (the vocab.txt it was trained with)")
     if do_lower_case is None:
-        do_lower_case = _infer_lower_case(None, Path(vocab_file))
+        do_lower_case = encoder.recorded_lower_case
+    if do_lower_case is None:
+        do_lower_case = _infer_lower_case(None, Path(encoder.vocab_file))
     model = encoder.language_model
     return write_hf_folder(out, megatron_hf_config(model.config), megatron_hf_state_dict(model), "MegatronBertModel",
-                           vocab_file, do_lower_case)
+                           encoder.vocab_file, do_lower_case)
 
 
 # ----------------------------------------------------------------------------------------------

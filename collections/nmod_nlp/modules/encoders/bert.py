@@ -18,8 +18,7 @@ from nmod.core.errors import ConfigError
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
 from .checkpoint_io import has_pooler
 from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint, renamed_bert_state
-from .megatron import (ACTIVATIONS, Pooler, encoder_input_ports, encoder_output_ports, init_weights,
-                       resolve_add_pooler)
+from .megatron import ACTIVATIONS, Pooler, encoder_input_ports, encoder_output_ports, init_weights, resolve_add_pooler
 
 
 @dataclass

@@ -6,7 +6,6 @@ The formats themselves live in ``megatron_checkpoint.py`` (Megatron-LM, for ``Me
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
 import re
@@ -19,6 +18,8 @@ from torch import nn
 from nmod.backends.pytorch.serialization import UnsafeCheckpointError
 from nmod.core.errors import CheckpointError, MissingFileError
 from nmod.log import get_logger
+
+from .safe_unpickle import torch_load
 
 # What a Hugging Face folder holds its weights in, in the order they are looked for.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -35,17 +36,20 @@ log = get_logger(__name__)
 
 def check_vocab_fits(tokens: int, rows: int, multiple: int, vocab: str, source: str) -> None:
     """A vocabulary of ``tokens`` fits word embeddings of ``rows`` rows, which a checkpoint pads to a
-    multiple of ``multiple`` (Megatron: 128 x its tensor-parallel size): ``rows - multiple < tokens <= rows``.
+    multiple of ``multiple`` (Megatron: 128 x the tensor-parallel size it was trained with):
+    ``rows - multiple < tokens <= rows``.
 
     A larger vocabulary would index past the embeddings; a smaller one is almost surely another model's
     (a 500-token or a cased vocabulary beside a 30,522-row uncased checkpoint), and would train silently.
     """
-    if tokens > rows or rows - tokens >= multiple:
-        padding = f"; the checkpoint pads its vocabulary to a multiple of {multiple}" if multiple > 1 else ""
+    if tokens > rows:
+        raise CheckpointError(f"{source}: word_embeddings has {rows} rows but the vocabulary has {tokens} tokens; "
+                              f"is {vocab} the vocabulary this checkpoint was trained with?")
+    if rows - tokens >= multiple:
         raise CheckpointError(
-            f"{vocab} has {tokens} tokens but {source}'s word embeddings have {rows} rows{padding}, so it was "
-            f"trained with {rows - multiple + 1 if multiple > 1 else rows}..{rows} tokens; is {vocab} the vocabulary "
-            f"this checkpoint was trained with?")
+            f"{vocab} has {tokens} tokens but {source}'s word embeddings have {rows} rows; padding to a multiple of "
+            f"{multiple} explains at most {multiple - 1} extra rows, so it was trained with {rows - multiple + 1}.."
+            f"{rows} tokens: is {vocab} the vocabulary this checkpoint was trained with?")
 
 
 def log_loaded(source: str, fmt: str, model: str, loaded: int, ignored: list[str]) -> None:
@@ -100,7 +104,7 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
             return load_safetensors(str(path))
         except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
-    if path.suffix in (".index", ".meta") or ".ckpt" in path.name:
+    if path.suffix in (".index", ".meta") or ".ckpt.data-" in path.name:  # a .ckpt itself may be PyTorch's (NeMo)
         raise CheckpointError(
             f"{path} looks like a TensorFlow checkpoint; convert it to PyTorch first "
             "(transformers' convert_bert_original_tf_checkpoint_to_pytorch)"
@@ -113,15 +117,15 @@ def load_file(path: str | Path, allow_unsafe: bool = False) -> dict:
         raise CheckpointError(f"{path} is not a PyTorch checkpoint: torch.save writes a zip archive (a pickle before "
                               f"torch 1.6), and this file is neither (it begins {start!r})")
     try:
-        with torch.serialization.safe_globals(_training_state_globals()):
-            return torch.load(path, map_location="cpu", weights_only=not allow_unsafe, mmap=mmap)
+        return torch_load(path, allow_unsafe, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" not in str(err):
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
         raise UnsafeCheckpointError(
-            f"{path} holds Python objects beyond tensors, argparse.Namespace and numpy RNG state, which "
-            f"torch.load(weights_only=True) refuses ({str(err).splitlines()[-1][:300]}). Only if you trust "
-            "its source, pass allow_unsafe_checkpoint=True (--allow_unsafe_checkpoint on the command line)."
+            f"{path} holds Python objects beyond tensors, argparse.Namespace, numpy arrays and the classes of "
+            f"Megatron-LM and NeMo (read as inert stand-ins), which nmod refuses to unpickle "
+            f"({str(err).splitlines()[-1][:300]}). Only if you trust its source, pass allow_unsafe_checkpoint=True "
+            "(--allow_unsafe_checkpoint on the command line)."
         ) from None
     except (RuntimeError, KeyError, EOFError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
@@ -131,19 +135,6 @@ def _is_pickle(path: Path) -> bool:
     """Pickles of protocol 2 and later, which every torch.save before 1.6 wrote, begin with 0x80."""
     with path.open("rb") as f:
         return f.read(1) == b"\x80"
-
-
-def _training_state_globals() -> list:
-    """What a Megatron ``model_optim_rng.pt`` (like many training checkpoints) holds besides tensors:
-    its argparse ``args`` and numpy RNG state."""
-    import numpy as np
-
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    uint32 = type(np.dtype(np.uint32))
-    return [argparse.Namespace, np.ndarray, np.dtype, uint32, _reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct")]
 
 
 def find_weights_file(directory: Path) -> Path:

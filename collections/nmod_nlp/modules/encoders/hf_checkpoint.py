@@ -15,8 +15,17 @@ from torch import nn
 
 from nmod.core.errors import CheckpointError, MissingFileError
 
-from .checkpoint_io import (Renames, find_weights_file, fit_pooler, flatten, load_exact, load_file, log_loaded, rename,
-                            split_weights)
+from .checkpoint_io import (
+    Renames,
+    find_weights_file,
+    fit_pooler,
+    flatten,
+    load_exact,
+    load_file,
+    log_loaded,
+    rename,
+    split_weights,
+)
 
 HF_BERT_RENAMES: Renames = [
     (r"^(?:module\.|model\.)+", ""),

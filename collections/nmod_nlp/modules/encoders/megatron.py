@@ -6,10 +6,7 @@ checkpoint is a table of renames (see ``megatron_checkpoint.py``), not a puzzle.
 """
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,12 +15,16 @@ import torch
 from torch import nn
 
 from nmod.backends.pytorch import TrainableNM
-from nmod.core.errors import ConfigError, MissingFileError
+from nmod.core.errors import ConfigError
 from nmod.types import ChannelType, MaskType, NeuralType
 
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
 from .checkpoint_io import check_vocab_fits
-from .megatron_checkpoint import load_megatron_state_dict, read_megatron_checkpoint
+from .megatron_checkpoint import read_megatron_checkpoint
+from .megatron_config import ACTIVATION_NAMES, CONFIG_FIELDS, MegatronBertConfig, count_vocab, padded_vocab_size
+
+__all__ = ["MegatronBERT", "MegatronBertModel", "MegatronBertConfig", "Pooler", "padded_vocab_size", "count_vocab",
+           "init_weights", "encoder_input_ports", "encoder_output_ports", "resolve_add_pooler"]
 
 ACTIVATIONS = {
     "gelu": nn.functional.gelu,
@@ -31,162 +32,7 @@ ACTIVATIONS = {
     "gelu_pytorch_tanh": partial(nn.functional.gelu, approximate="tanh"),
     "relu": nn.functional.relu,
 }
-
-# Accepted spellings of each config field: Megatron's config.json (hyphens), its argparse names
-# (underscores) and Hugging Face's ``config.json`` names.
-_MEGATRON_KEYS = {
-    "hidden_size": ("hidden_size",),
-    "num_layers": ("num_layers", "num_hidden_layers"),
-    "num_attention_heads": ("num_attention_heads",),
-    "max_position_embeddings": ("max_position_embeddings", "max_seq_length"),
-    "ffn_hidden_size": ("ffn_hidden_size", "intermediate_size"),
-    "vocab_size": ("vocab_size",),
-    "padded_vocab_size": ("padded_vocab_size",),
-    "num_tokentypes": ("num_tokentypes", "type_vocab_size"),
-    "make_vocab_size_divisible_by": ("make_vocab_size_divisible_by",),
-    "layernorm_epsilon": ("layernorm_epsilon", "layer_norm_eps"),
-    "hidden_dropout": ("hidden_dropout", "hidden_dropout_prob"),
-    "attention_dropout": ("attention_dropout", "attention_probs_dropout_prob"),
-    "activation": ("activation", "hidden_act"),
-}
-
-
-def padded_vocab_size(vocab_size: int, divisible_by: int = 128, tensor_parallel_size: int = 1) -> int:
-    """Megatron pads the embedding rows to a multiple of ``divisible_by * tensor_parallel_size``."""
-    multiple = divisible_by * tensor_parallel_size
-    return int(math.ceil(vocab_size / multiple) * multiple)
-
-
-@dataclass
-class MegatronBertConfig:
-    """The sizes of a Megatron-LM BERT; the defaults are Megatron's BERT-345M.
-
-    ``resolve`` builds one from the places a size can come from, in Megatron's and NeMo's order.
-    """
-
-    vocab_size: int  # the real vocabulary; rows past it are padding and never exposed
-    hidden_size: int = 1024
-    num_layers: int = 24
-    num_attention_heads: int = 16
-    max_position_embeddings: int = 512
-    ffn_hidden_size: int | None = None  # 4 * hidden_size when None
-    num_tokentypes: int = 2
-    make_vocab_size_divisible_by: int = 128
-    padded_vocab_size: int | None = None  # computed from the two above when None
-    layernorm_epsilon: float = 1e-5
-    hidden_dropout: float = 0.1
-    attention_dropout: float = 0.1
-    activation: str = "gelu"
-
-    def __post_init__(self):
-        self.ffn_hidden_size = self.ffn_hidden_size or 4 * self.hidden_size
-        if self.padded_vocab_size is None:
-            self.padded_vocab_size = padded_vocab_size(self.vocab_size, self.make_vocab_size_divisible_by)
-        if self.padded_vocab_size < self.vocab_size:
-            raise ConfigError(f"padded_vocab_size {self.padded_vocab_size} < vocab_size {self.vocab_size}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
-
-    @staticmethod
-    def recognised(values: dict) -> dict:
-        """The fields found in Megatron (``hidden-size``), argparse (``hidden_size``) or HF
-        (``num_hidden_layers``) spellings, under this class's names; other keys are ignored."""
-        given = {key.replace("-", "_"): value for key, value in values.items()}
-        if given.get("openai_gelu"):
-            given.setdefault("activation", "gelu_new")
-        found = {}
-        for name, spellings in _MEGATRON_KEYS.items():
-            present = [s for s in spellings if given.get(s) is not None]
-            if present:
-                found[name] = given[present[0]]
-        return found
-
-    @classmethod
-    def from_dict(
-        cls,
-        values: dict,
-        vocab_size: int | None = None,
-        fallback_vocab_size: int | None = None,
-        source: str = "config",
-    ) -> "MegatronBertConfig":
-        """``vocab_size`` overrides the config's; ``fallback_vocab_size`` (a checkpoint's rows) fills in."""
-        kwargs = cls.recognised(values)
-        if vocab_size is not None:
-            kwargs["vocab_size"] = vocab_size
-        elif "vocab_size" not in kwargs and fallback_vocab_size is not None:
-            kwargs["vocab_size"] = fallback_vocab_size
-        cls.require(kwargs, ("vocab_size", "hidden_size", "num_layers", "num_attention_heads"), source)
-        return cls(**kwargs)
-
-    @staticmethod
-    def require(recognised: dict, names: tuple[str, ...], source: str) -> None:
-        missing = [name for name in names if name not in recognised]
-        if missing:
-            spellings = {name: [s.replace("_", "-") for s in _MEGATRON_KEYS[name]] for name in missing}
-            raise ConfigError(
-                f"{source}: missing {missing}; expected keys such as {spellings} "
-                "(the vocab size may instead come from a vocab file or the checkpoint)"
-            )
-
-    @staticmethod
-    def read_json(path: str | Path) -> dict:
-        path = Path(path)
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read a Megatron config.json ({err})") from err
-
-    @classmethod
-    def from_json(cls, path: str | Path, vocab_size: int | None = None) -> "MegatronBertConfig":
-        return cls.from_dict(cls.read_json(path), vocab_size=vocab_size, source=str(path))
-
-    @classmethod
-    def resolve(
-        cls,
-        overrides: Mapping[str, Any] | None = None,
-        config_file: str | Path | None = None,
-        checkpoint_args: Mapping[str, Any] | None = None,
-    ) -> "MegatronBertConfig":
-        """Each field from the first source that sets it: ``overrides`` (``None`` values: not given),
-        the Megatron ``config.json`` at ``config_file``, the ``args`` a checkpoint records, and last
-        this class's defaults (Megatron-LM's BERT-345M).
-
-        That order lets a fine-tuning run change dropout (an override) on a model whose sizes the
-        config file names, and lets a Megatron save folder, whose ``args`` record its sizes, load with
-        no config file at all. ``overrides`` use this class's field names (or NeMo's
-        ``max_seq_length``); a config file must name the hidden size, the layers and the heads.
-        """
-        layers = [cls.recognised(checkpoint_args or {})]
-        if config_file is not None:
-            from_file = cls.recognised(cls.read_json(config_file))
-            cls.require(from_file, ("hidden_size", "num_layers", "num_attention_heads"), str(config_file))
-            layers.append(from_file)
-        layers.append(cls._overrides(overrides or {}))
-        values = {}
-        for layer in layers:  # later layers win
-            values.update(layer)
-        if values.get("vocab_size") is None:
-            raise ConfigError(
-                "no vocab size: pass vocab_size or vocab_file, a config_file that names it, or a checkpoint"
-            )
-        return cls(**values)
-
-    @classmethod
-    def _overrides(cls, overrides: Mapping[str, Any]) -> dict:
-        """``overrides`` under this class's names, refusing a name that would otherwise be ignored."""
-        known = {spelling for spellings in _MEGATRON_KEYS.values() for spelling in spellings}
-        unknown = sorted(key for key in overrides if key not in known)
-        if unknown:
-            raise TypeError(f"MegatronBertConfig: unknown fields {unknown}; expected {[f.name for f in fields(cls)]}")
-        return cls.recognised({key: value for key, value in overrides.items() if value is not None})
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
 
 class Embedding(nn.Module):
     def __init__(self, cfg: MegatronBertConfig):
@@ -315,8 +161,6 @@ def encoder_output_ports(has_pooler: bool) -> dict[str, NeuralType]:
 
 POOLER_CHOICES = (False, True, "if_pretrained")
 
-# Megatron-LM's --tokenizer-type -> whether it lower-cases.
-MEGATRON_TOKENIZERS = {"BertWordPieceLowerCase": True, "BertWordPieceCase": False}
 
 
 def resolve_add_pooler(add_pooler: bool | str, checkpoint_has_pooler: bool) -> bool:
@@ -327,15 +171,6 @@ def resolve_add_pooler(add_pooler: bool | str, checkpoint_has_pooler: bool) -> b
     if add_pooler not in POOLER_CHOICES:
         raise ConfigError(f"add_pooler must be one of {POOLER_CHOICES}, got {add_pooler!r}")
     return checkpoint_has_pooler if add_pooler == "if_pretrained" else bool(add_pooler)
-
-
-def count_vocab(vocab_file: str | Path) -> int:
-    """Lines of a WordPiece ``vocab.txt``: the real vocabulary size."""
-    path = Path(vocab_file)
-    if not path.is_file():
-        raise MissingFileError(f"vocab file {path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        return sum(1 for line in f if line.rstrip("\n"))
 
 
 class MegatronBERT(TrainableNM):
@@ -392,44 +227,34 @@ class MegatronBERT(TrainableNM):
         super().__init__(name=name)
         if attention_impl not in ATTENTION_IMPLS:
             raise ConfigError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}")
-        overrides = dict(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            num_attention_heads=num_attention_heads,
-            max_seq_length=max_seq_length,
-            ffn_hidden_size=ffn_hidden_size,
-            num_tokentypes=num_tokentypes,
-            make_vocab_size_divisible_by=make_vocab_size_divisible_by,
-            layernorm_epsilon=layernorm_epsilon,
-            hidden_dropout=hidden_dropout,
-            attention_dropout=attention_dropout,
-            activation=activation,
-        )
+        # NeMo's keyword arguments that name config fields (None: not given), for MegatronBertConfig.resolve.
+        given = locals()
+        overrides = {k: given[k] for k in (*CONFIG_FIELDS, "max_seq_length") if k in given}
+        loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint) if checkpoint else None
+        if loaded is not None and loaded.vocab_file is not None:  # a .nemo or NeMo 2 folder carries its vocabulary
+            vocab_file = _same_vocabulary(vocab_file, loaded.vocab_file, loaded.source)
         if config is not None:
-            config = _config_object(config, {**overrides, "config_file": config_file, "vocab_file": vocab_file})
+            config = _config_object(config, {**overrides, "config_file": config_file,
+                                             "vocab_file": vocab_file if checkpoint is None else None})
         elif vocab_size is None and vocab_file is not None:
             overrides["vocab_size"] = count_vocab(vocab_file)
-        loaded = None
-        if checkpoint is not None:
-            loaded = read_megatron_checkpoint(checkpoint, checkpoint_version, allow_unsafe_checkpoint)
         if config is None:
-            config = MegatronBertConfig.resolve(overrides, config_file, loaded.recorded_args if loaded else None)
+            config = MegatronBertConfig.resolve(overrides, config_file, loaded.recorded_args if loaded else None,
+                                                loaded.source if loaded else "the checkpoint")
         if loaded is not None and loaded.vocab_rows is not None and (vocab_size or vocab_file):
             check_vocab_fits(config.vocab_size, loaded.vocab_rows,
-                             config.make_vocab_size_divisible_by * len(loaded.shards),
+                             config.make_vocab_size_divisible_by * loaded.trained_tensor_parallel,
                              vocab_file or f"vocab_size={vocab_size}", loaded.source)
         self.config = config
         self.attention_impl = attention_impl
         self.has_pooler = resolve_add_pooler(add_pooler, loaded is not None and loaded.has_pooler)
-        # What the checkpoint says its tokenizer did (Megatron-LM's --tokenizer-type); None: it does not say.
-        self.recorded_lower_case = MEGATRON_TOKENIZERS.get(str((loaded.config or {}).get("tokenizer_type"))) \
-            if loaded is not None else None
+        self.vocab_file = vocab_file  # the vocabulary this encoder was built for (a .nemo's own, extracted)
+        self.recorded_lower_case = loaded.lower_case if loaded is not None else None  # what its tokenizer did
         self.language_model = MegatronBertModel(config, add_pooler=self.has_pooler)
         if loaded is None:
             self.language_model.apply(init_weights)
         else:
-            load_megatron_state_dict(self.language_model, loaded)
+            loaded.load_into(self.language_model)
 
     @property
     def init_params(self) -> dict[str, Any]:
@@ -468,6 +293,16 @@ class MegatronBERT(TrainableNM):
     def word_embeddings_weight(self) -> torch.Tensor:
         """The real vocabulary's embedding rows (padding rows cut off), for an LM head to tie to."""
         return self.language_model.word_embeddings_weight
+
+
+def _same_vocabulary(given: str | None, carried: Path, source: str) -> str:
+    """The checkpoint's own vocabulary, or ``given`` when it is the same one; a different one is an error."""
+    if given is None:
+        return str(carried)
+    if Path(given).read_bytes().splitlines() != carried.read_bytes().splitlines():
+        raise ConfigError(f"--vocab_file {given} ({count_vocab(given)} tokens) is not the vocabulary {source} carries "
+                          f"({count_vocab(carried)} tokens); leave --vocab_file out to use the checkpoint's own")
+    return given
 
 
 def _config_object(config: MegatronBertConfig | Mapping[str, Any], nemo_arguments: dict) -> MegatronBertConfig:

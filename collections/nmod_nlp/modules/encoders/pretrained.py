@@ -1,7 +1,6 @@
 """``get_pretrained_lm_model``: an encoder by name, from local files only (nmod never downloads)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from nmod.core.errors import ConfigError
 
 from .bert import BERT
 from .megatron import MegatronBERT
+from .megatron_formats import recognise
 
 MEGATRON_MODELS = ("megatron-uncased", "megatron-cased", "megatron-bert-345m-uncased", "megatron-bert-345m-cased")
 
@@ -61,22 +61,21 @@ def get_pretrained_lm_model(
     if not name and checkpoint is None:
         raise ConfigError("no encoder named: pass --pretrained_model_name, or --bert_checkpoint (with --bert_config)")
     if name.lower() in MEGATRON_MODELS:
-        missing = [flag for flag, value in (("--bert_config", config), ("--bert_checkpoint", checkpoint)) if not value]
-        if missing:
+        if not checkpoint:
             raise ConfigError(
-                f"{name} is a Megatron-LM BERT whose weights nmod cannot download: pass its config.json with "
-                f"--bert_config and its checkpoint (model_optim_rng.pt, a release/ folder of mp_rank_XX shards, "
-                f"or a state dict) with --bert_checkpoint; missing: {' and '.join(missing)}"
-            )
+                f"{name} is a Megatron-LM BERT whose weights nmod cannot download: pass its checkpoint with "
+                f"--bert_checkpoint (model_optim_rng.pt, a Megatron or megatron-core save folder, a .nemo archive, a "
+                f"NeMo 2 folder, or a state dict) and, unless the checkpoint records its sizes, its config.json with "
+                f"--bert_config; missing: --bert_checkpoint")
         return MegatronBERT(config_file=config, checkpoint=checkpoint, vocab_file=vocab, **kwargs)
     if checkpoint is not None:
-        if Path(checkpoint).is_dir() and _is_megatron_folder(Path(checkpoint)):
+        if _is_megatron(Path(checkpoint)):
             return MegatronBERT(config_file=config, checkpoint=checkpoint, vocab_file=vocab, **kwargs)
         return BERT(checkpoint=checkpoint, config_file=config, **kwargs)
     local = Path(name).expanduser()
     found = local if local.is_dir() else _packaged_model(name) or _hf_cache_snapshot(name)
     if found is not None:
-        if _is_megatron_folder(found):
+        if _is_megatron(found):
             return MegatronBERT(config_file=config, checkpoint=str(found), vocab_file=vocab, **kwargs)
         return BERT(pretrained_dir=str(found), config_file=config, **kwargs)
     raise ConfigError(
@@ -87,18 +86,8 @@ def get_pretrained_lm_model(
     )
 
 
-def _is_megatron_folder(path: Path) -> bool:
-    config = path / "config.json"
-    return (
-        (path / "latest_checkpointed_iteration.txt").is_file()
-        or any(path.glob("mp_rank_*"))
-        or any((path / n).is_file() for n in ("model_optim_rng.pt", "model_rng.pt"))
-        or (config.is_file() and _model_type(config) == "megatron-bert")
-    )
-
-
-def _model_type(config: Path) -> str | None:
-    try:
-        return json.loads(config.read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None  # the loader that reads it reports what is wrong
+def _is_megatron(path: Path) -> bool:
+    """A Megatron BERT checkpoint in one of the formats ``megatron_formats`` reads (a HF ``bert`` folder
+    or a bare state dict file is not: those load with ``BERT``)."""
+    fmt = recognise(path)
+    return fmt is not None and fmt.name != "weights file"
