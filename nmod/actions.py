@@ -25,15 +25,17 @@ class Actions(ABC):
     @abstractmethod
     def train(
         self,
-        tensors_to_optimize: Sequence[Any],
+        tensors_to_optimize: Optional[Sequence[Any]],
         optimizer: Any = "adam",
         optimization_params: Optional[OptimizationParams] = None,
         callbacks: Optional[Sequence[Any]] = None,
         lr_policy: Any = None,
         batches_per_step: int = 1,
         stop_on_nan_loss: bool = False,
+        training_graph: Any = None,
     ) -> None:
-        """Optimize the sum of `tensors_to_optimize` (scalar LossType tensors)."""
+        """Optimize the sum of `tensors_to_optimize` (scalar LossType tensors); with only a
+        `training_graph` (a `NeuralGraph`), the loss outputs of that graph."""
 
     @abstractmethod
     def eval(self, callbacks: Sequence[Any], checkpoint_dir: Optional[str] = None) -> None:
@@ -56,6 +58,27 @@ class Actions(ABC):
         if none were kept for that data layer). Pass at most one of the two. `offload_to_cpu` moves
         each result to the CPU as it is computed.
         """
+
+
+def graph_tensors(tensors: Any, graph: Any = None, losses: bool = False) -> List[Any]:
+    """The tensors an action runs: given ones (one, a list, or a `NeuralGraph` for its outputs), else,
+    for training, the `LossType` outputs of `graph`."""
+    from nmod.core.neural_graph import NeuralGraph
+    from nmod.types import LossType
+
+    if isinstance(tensors, NeuralGraph):
+        graph, tensors = tensors, None
+    if tensors is not None:
+        return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+    if graph is None:
+        raise ValueError("pass the tensors to run (tensors_to_optimize / tensors), or a NeuralGraph")
+    outputs = list(graph.outputs.tensors.values())
+    if losses:
+        outputs = [t for t in outputs if isinstance(t.ntype.elements_type, LossType) and t.ntype.axes is None]
+        if not outputs:
+            raise ValueError(f"graph '{graph.name}' has no LossType output to train on; bind its loss as an output "
+                             f"or pass tensors_to_optimize")
+    return outputs
 
 
 def validate_optimization_params(params: Optional[OptimizationParams]) -> OptimizationParams:

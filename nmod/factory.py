@@ -141,19 +141,21 @@ class NeuralModuleFactory:
     def actions(self):
         return self._actions
 
-    def train(self, tensors_to_optimize, optimizer="adam", optimization_params=None, callbacks=None,
-              lr_policy=None, batches_per_step: int = 1, stop_on_nan_loss: bool = False) -> None:
-        """See `nmod.backends.pytorch.PtActions.train` and docs/training.md."""
+    def train(self, tensors_to_optimize=None, optimizer="adam", optimization_params=None, callbacks=None,
+              lr_policy=None, batches_per_step: int = 1, stop_on_nan_loss: bool = False, training_graph=None) -> None:
+        """See `nmod.backends.pytorch.PtActions.train` and docs/training.md; `training_graph` (a
+        `NeuralGraph`) trains on its loss outputs when `tensors_to_optimize` is not given."""
         self._actions.train(tensors_to_optimize, optimizer=optimizer, optimization_params=optimization_params,
                             callbacks=callbacks, lr_policy=lr_policy, batches_per_step=batches_per_step,
-                            stop_on_nan_loss=stop_on_nan_loss)
+                            stop_on_nan_loss=stop_on_nan_loss, training_graph=training_graph)
 
     def eval(self, callbacks: Sequence[Any], checkpoint_dir: Optional[str] = None) -> None:
         self._actions.eval(callbacks, checkpoint_dir)
 
     def infer(self, tensors, checkpoint_dir: Optional[str] = None, *, cache: bool = False, use_cache: bool = False,
               offload_to_cpu: bool = True) -> List[List[Any]]:
-        """See `nmod.actions.Actions.infer`: `cache=True` keeps the batches, `use_cache=True` reads them."""
+        """See `nmod.actions.Actions.infer`: `cache=True` keeps the batches, `use_cache=True` reads them;
+        `tensors` may be a `NeuralGraph` (its outputs)."""
         return self._actions.infer(tensors, checkpoint_dir, cache=cache, use_cache=use_cache,
                                    offload_to_cpu=offload_to_cpu)
 

@@ -5,6 +5,7 @@ from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _error_names
 from .graph import Graph
 from .module import NeuralModule
+from .neural_graph import NeuralGraph, OperationMode
 from .tensor import ModuleCall, NmTensor
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "add_port_docs",
     "deprecated",
     "Graph",
+    "NeuralGraph",
+    "OperationMode",
     "NeuralModule",
     "ModuleCall",
     "NmTensor",

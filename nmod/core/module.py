@@ -57,6 +57,8 @@ class NeuralModule(ABC):
         self._context = context or default_context
         self._name = name or self._context.unique_name(type(self).__name__)
         self._calls: list[ModuleCall] = []
+        self.operation_mode = None  # set by the NeuralGraph a call of this module is recorded in
+        self._context.modules[self._name] = self
 
     # ---- declarations -------------------------------------------------------------------------
     @property
@@ -145,6 +147,9 @@ class NeuralModule(ABC):
         self._check_port_names(inputs)
         ports = self.input_ports
         for port, tensor in inputs.items():
+            if tensor.ntype is None:  # a NeuralGraph's input, not wired yet: it takes this port's type
+                tensor.call.module.bind_input(tensor, ports[port])
+                continue
             result = ports[port].compare(tensor.ntype)
             if not result.accepts:
                 # NeMo grades another rank or set of axes INCOMPATIBLE, as it does unrelated meanings;
@@ -158,6 +163,11 @@ class NeuralModule(ABC):
         call = ModuleCall(module=self, inputs=dict(inputs), index=len(self._calls))
         call.outputs = {port: NmTensor(call, port, ntype) for port, ntype in self.output_ports.items()}
         self._calls.append(call)
+        graph = self._context.active_graph
+        if graph is not None:
+            graph.record(call)
+        for port, tensor in inputs.items():
+            tensor.consumers.append((call.step, self.name, port))
         outputs = list(call.outputs.values())
         if len(outputs) == 1:
             return outputs[0]

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from nmod.actions import Actions, validate_optimization_params
+from nmod.actions import Actions, graph_tensors, validate_optimization_params
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, TrainingState
 from nmod.core import Graph, GraphError, NmTensor
 from nmod.core.config import class_path
@@ -162,11 +162,11 @@ class PtActions(Actions):
 
     # ------------------------------------------------------------------------------------------
     # train
-    def train(self, tensors_to_optimize, optimizer="adam", optimization_params=None, callbacks=None,
-              lr_policy=None, batches_per_step: int = 1, stop_on_nan_loss: bool = False) -> None:
+    def train(self, tensors_to_optimize=None, optimizer="adam", optimization_params=None, callbacks=None,
+              lr_policy=None, batches_per_step: int = 1, stop_on_nan_loss: bool = False, training_graph=None) -> None:
         # 1. check every argument before anything is built or any weight changes
         params = validate_optimization_params(optimization_params)
-        losses = _check_losses(tensors_to_optimize)
+        losses = _check_losses(graph_tensors(tensors_to_optimize, training_graph, losses=True))
         callbacks = _check_callbacks(callbacks)
         if not isinstance(batches_per_step, int) or batches_per_step < 1:
             raise ValueError(f"batches_per_step must be a positive int, got {batches_per_step!r}")
@@ -484,7 +484,7 @@ class PtActions(Actions):
     @torch.no_grad()
     def infer(self, tensors, checkpoint_dir=None, *, cache: bool = False, use_cache: bool = False,
               offload_to_cpu: bool = True) -> List[List[Any]]:
-        tensors = list(tensors)
+        tensors = graph_tensors(tensors)  # a NeuralGraph: its outputs
         if cache and use_cache:
             raise ValueError("infer(cache=True, use_cache=True): cache=True loads and keeps the batches, "
                              "use_cache=True reads kept ones; pass one of them")

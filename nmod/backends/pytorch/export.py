@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from nmod.core import Graph, NeuralModule, NmodError, NmTensor
+from nmod.core import Graph, NeuralGraph, NeuralModule, NmodError, NmTensor
 from nmod.factory import DeploymentFormat  # defined with the factory's other enums, so `import nmod` needs no torch
 from nmod.types import AxisKind, MaskType, NeuralType
 
@@ -146,6 +146,8 @@ def deployment_export(module_or_graph: NeuralModule | Graph | Sequence[NmTensor]
     and, beside them, the config to rebuild the module or graph (``output`` + ``.yaml``).
     """
     del output_example
+    if isinstance(module_or_graph, NeuralGraph):  # its bound inputs are the export's inputs
+        module_or_graph = module_or_graph.graph
     if isinstance(module_or_graph, (list, tuple)) or isinstance(module_or_graph, NmTensor):
         tensors = [module_or_graph] if isinstance(module_or_graph, NmTensor) else list(module_or_graph)
         module_or_graph = Graph(tensors)

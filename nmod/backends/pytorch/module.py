@@ -43,6 +43,51 @@ class TrainableNM(NeuralModule, torch.nn.Module):
     def save_to(self, path: str) -> None:
         atomic_torch_save(self.state_dict(), path)
 
+    def check_state(self, state: dict, where: str) -> None:
+        """Raise CheckpointError unless ``state`` fits this module (keys and shapes), naming ``where``."""
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state)
+                  if torch.is_tensor(state[k]) and state[k].shape != own[k].shape]
+        if missing or unexpected or shapes:
+            raise CheckpointError(f"{where} does not fit {type(self).__name__} '{self.name}': missing keys {missing}, "
+                                  f"unexpected keys {unexpected}, other shapes {sorted(shapes)}")
+
+    def tie_weights_with(self, module: "TrainableNM", weight_names: list[str],
+                         name_pairs: Optional[dict[str, str]] = None) -> None:
+        """NeMo 0.11's weight sharing: this module's ``weight_names`` become ``module``'s parameters
+        themselves (``name_pairs`` maps a name here to its name there when they differ), so an MLM
+        head's decoder can use the word embeddings, or two heads one layer.
+
+        The parameter is one object: the optimizer updates it once, and a checkpoint, which loads in
+        place, keeps the tie; ``NeuralGraph.serialize`` records it (``tied_weights``) to re-tie on import.
+        """
+        theirs = dict(module.named_parameters())
+        for mine in weight_names:
+            other = (name_pairs or {}).get(mine, mine)
+            if other not in theirs:
+                raise KeyError(f"{type(module).__name__} '{module.name}' has no parameter {other!r}")
+            owner, _, leaf = mine.rpartition(".")
+            holder = self.get_submodule(owner) if owner else self
+            current = getattr(holder, leaf, None)
+            if not isinstance(current, torch.nn.Parameter):
+                raise KeyError(f"{type(self).__name__} '{self.name}' has no parameter {mine!r}")
+            if current.shape != theirs[other].shape:
+                raise ValueError(f"cannot tie {self.name}.{mine} {tuple(current.shape)} to {module.name}.{other} "
+                                 f"{tuple(theirs[other].shape)}: the shapes differ")
+            setattr(holder, leaf, theirs[other])
+            ties = [t for t in self.tied_weights if t[0] != mine]
+            self.tied_weights = ties + [(mine, module.name, other)]
+
+    @property
+    def tied_weights(self) -> list:
+        """``(parameter name here, module name, parameter name there)`` for each tie ``tie_weights_with`` made."""
+        return self.__dict__.get("_tied_weights", [])
+
+    @tied_weights.setter
+    def tied_weights(self, ties: list) -> None:
+        self.__dict__["_tied_weights"] = list(ties)
+
     def restore_from(self, path: str) -> None:
         state = load_weights(path)
         try:
