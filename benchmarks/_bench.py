@@ -442,7 +442,7 @@ def nmod_glue_head(task_name: str, hidden_size: int, num_labels: int, head_layer
 def nmod_glue_graph(data_layer, encoder, head, loss_fn):
     """Wires data layer -> encoder -> head -> loss as the GLUE recipe does; returns (scores, loss)."""
     batch = data_layer()
-    encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+    encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids, attention_mask=batch.attention_mask)
     scores = head(pooled_output=encoded.pooled_output) if head.pooled else head(hidden_states=encoded)
     if data_layer.is_regression:
         return scores, loss_fn(preds=scores, labels=batch.labels)

@@ -86,9 +86,9 @@ def build(model: str, data_file: str, tokenizer, args):
     data_layer = BertQuestionAnsweringDataLayer(data_file, tokenizer=tokenizer, mode="train",
                                                 batch_size=args.batch_size, use_cache=False, shuffle=False)
     batch = data_layer()
-    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids, attention_mask=batch.attention_mask)
     out = loss_module(logits=head(hidden_states=hidden), start_positions=batch.start_positions,
-                      end_positions=batch.end_positions, input_mask=batch.input_mask)
+                      end_positions=batch.end_positions, attention_mask=batch.attention_mask)
     return nf, encoder, head, loss_module, data_layer, out.loss
 
 
@@ -116,7 +116,7 @@ def hand_run(encoder, head, loss_module, data_layer, steps: int, lr: float) -> f
         opt.zero_grad(set_to_none=True)
         hidden = call(encoder, input_ids=input_ids, token_type_ids=type_ids, attention_mask=mask)
         loss = call(loss_module, logits=call(head, hidden_states=hidden), start_positions=starts,
-                    end_positions=ends, input_mask=mask)[0]
+                    end_positions=ends, attention_mask=mask)[0]
         loss.backward()
         opt.step()
     return (time.perf_counter() - start) / len(batches)

@@ -9,7 +9,7 @@ dataset order, batch `--batch_size`, no autograd, eval mode. Sides:
 * `hf_padded`: every feature padded to 384, as run_qa.py's `prepare_validation_features` does;
 * `hf_dynamic`: padded to the longest feature of each batch;
 * `nmod`: `nf.infer([start_logits, end_logits])` on the recipe's eval graph (data layer with dynamic
-  padding -> BERT attention_impl="auto" -> TokenClassifier -> SpanningLoss with input_mask), the
+  padding -> BERT attention_impl="auto" -> TokenClassifier -> SpanningLoss with attention_mask), the
   whole call timed;
 * `nmod_sorted`: the same nmod modules called directly on length-sorted batches: not what the
   executor does today, printed to size what sorting eval batches by length would add.
@@ -56,9 +56,9 @@ def build_nmod(data_file: str, tokenizer, batch_size: int, seed: int):
     data_layer = BertQuestionAnsweringDataLayer(data_file, tokenizer=tokenizer, mode="eval", batch_size=batch_size,
                                                 use_cache=False)
     batch = data_layer()
-    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids, attention_mask=batch.attention_mask)
     out = loss_module(logits=head(hidden_states=hidden), start_positions=batch.start_positions,
-                      end_positions=batch.end_positions, input_mask=batch.input_mask)
+                      end_positions=batch.end_positions, attention_mask=batch.attention_mask)
     return nf, encoder, head, data_layer, out
 
 

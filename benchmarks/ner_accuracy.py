@@ -105,7 +105,7 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear") 
 
     def graph(layer):
         batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids, attention_mask=batch.attention_mask)
         logits = head(hidden_states=hidden)
         return batch, logits, loss_fn(logits=logits, labels=batch.labels, loss_mask=batch.loss_mask)
 

@@ -13,7 +13,7 @@ predictions with the official v1.1 metric (`nmod_nlp.data.squad.metrics.evaluate
 
 * nmod: `examples/nlp/question_answering/question_answering_squad.py`'s `main(argv)`, the recipe as a
   user runs it: nmod's features (Google run_squad windows), executor, SpanningLoss with
-  `input_mask`, nmod's post-processing.
+  `attention_mask`, nmod's post-processing.
 * transformers: what `run_qa.py` does, without `datasets`/`accelerate` (not installed): the fast
   tokenizer's `prepare_train_features` / `prepare_validation_features` (from run_qa.py, as written
   there), `set_seed(seed)` before `from_pretrained` (so `qa_outputs` starts from the seed's

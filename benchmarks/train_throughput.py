@@ -11,7 +11,7 @@ AdamW (torch's fused kernel, HF Trainer's default `adamw_torch_fused`), lr, line
 clip 1.0 that `run_qa.py`'s Trainer applies. Three parts:
 
 1. Loss curves, fp32, no dropout, same batches in the same order (no bucketing), at batch 1 (no
-   padding) and at `--loss_batch_size`: nmod's recipe graph (SpanningLoss with `input_mask`, so
+   padding) and at `--loss_batch_size`: nmod's recipe graph (SpanningLoss with `attention_mask`, so
    padding is not scored) vs HF's model trained on that same objective (must agree to float
    tolerance), and HF trained on its own loss, dynamic and padded to 384, which also scores padding.
 2. Speed (dropout on, as in fine-tuning), repetitions interleaved side by side, medians reported:
@@ -129,11 +129,11 @@ class NmodSide:
                                                 use_cache=False, shuffle=shuffle, bucket_by_length=bucket)
         self.data_layer.given_batches = batches
         self.batch = self.data_layer()
-        hidden = self.encoder(input_ids=self.batch.input_ids, token_type_ids=self.batch.input_type_ids,
-                              attention_mask=self.batch.input_mask)
+        hidden = self.encoder(input_ids=self.batch.input_ids, token_type_ids=self.batch.token_type_ids,
+                              attention_mask=self.batch.attention_mask)
         logits = self.head(hidden_states=hidden)
         self.out = self.loss_module(logits=logits, start_positions=self.batch.start_positions,
-                                    end_positions=self.batch.end_positions, input_mask=self.batch.input_mask)
+                                    end_positions=self.batch.end_positions, attention_mask=self.batch.attention_mask)
 
     def named_parameters(self):
         return [*self.encoder.named_parameters(prefix="encoder"), *self.head.named_parameters(prefix="head")]
@@ -249,7 +249,7 @@ def _positions_computed(lengths: list[int], fixed, attention_impl: str) -> int:
 
 # ---- 1. loss curves ------------------------------------------------------------------------------
 def masked_span_loss(start_logits, end_logits, mask, starts, ends) -> torch.Tensor:
-    """HF's QA loss with padding kept out of the softmax, as nmod's SpanningLoss does with `input_mask`
+    """HF's QA loss with padding kept out of the softmax, as nmod's SpanningLoss does with `attention_mask`
     (same fill value), so HF can be trained on nmod's objective."""
     T = start_logits.shape[1]
     keep = mask[:, :T] != 0
@@ -301,7 +301,7 @@ def loss_comparison(data_file, tokenizer, args) -> dict:
         print(f"max |nmod - HF, same objective| = {diff:.2e} -> {'AGREE' if ok else 'DIFFER'} "
               "(tolerance 1e-4 relative)")
         results[batch_size] = {"max_abs_diff": diff, "agree": ok, "nmod": rec.losses, **hf_losses}
-    print("nmod's SpanningLoss gets the batch's input_mask (as the recipe wires it), so padding is not scored; "
+    print("nmod's SpanningLoss gets the batch's attention_mask (as the recipe wires it), so padding is not scored; "
           "HF's own QA loss scores every position, padding included (384 - T of them when padded to 384), so "
           "its curves differ wherever a batch has padding. 'HF, same objective' is HF's model trained on "
           "the masked loss: the same model, batches, optimizer and objective as nmod.")

@@ -60,6 +60,11 @@ class NeuralModule(ABC):
         self.operation_mode = None  # set by the NeuralGraph a call of this module is recorded in
         self._context.modules[self._name] = self
 
+    #: Other names a port answers to (old name -> port name), so that scripts written for another
+    #: spelling still run: NeMo's data layers called the token types ``input_type_ids``, say. Inputs
+    #: may be passed by either name; a call's outputs can be read by either.
+    PORT_ALIASES: Dict[str, str] = {}
+
     # ---- declarations -------------------------------------------------------------------------
     @property
     def input_ports(self) -> Dict[str, NeuralType]:
@@ -109,6 +114,9 @@ class NeuralModule(ABC):
                 f"{self.name}: call modules with keyword port names, e.g. "
                 f"{self.name}({', '.join(f'{p}=...' for p in self.input_ports)})"
             )
+        if self.PORT_ALIASES:
+            ports = self.input_ports
+            kwargs = {self.PORT_ALIASES.get(k, k) if k not in ports else k: v for k, v in kwargs.items()}
         graph_inputs = [k for k, v in kwargs.items() if isinstance(v, NmTensor)]
         if graph_inputs or not kwargs:
             if len(graph_inputs) != len(kwargs):
@@ -125,7 +133,7 @@ class NeuralModule(ABC):
         if isinstance(result, tuple) and len(result) > 1:  # read by name, as a wired call's outputs are
             ports = tuple(self.output_ports)
             if len(ports) == len(result):
-                return _outputs_type(type(self).__name__, ports)(*result)
+                return _outputs_type(type(self).__name__, ports, self._output_aliases(ports))(*result)
         return result
 
     def _check_port_names(self, kwargs: Dict[str, Any]) -> None:
@@ -171,7 +179,11 @@ class NeuralModule(ABC):
         outputs = list(call.outputs.values())
         if len(outputs) == 1:
             return outputs[0]
-        return _outputs_type(type(self).__name__, tuple(call.outputs))(*outputs)
+        ports = tuple(call.outputs)
+        return _outputs_type(type(self).__name__, ports, self._output_aliases(ports))(*outputs)
+
+    def _output_aliases(self, ports: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        return tuple((old, new) for old, new in self.PORT_ALIASES.items() if new in ports and old not in ports)
 
     def _check_shapes(self, values: Dict[str, Any], ports: Dict[str, NeuralType], kind: str) -> None:
         for port, value in values.items():
@@ -244,6 +256,12 @@ class NeuralModule(ABC):
 
 
 @lru_cache(maxsize=None)
-def _outputs_type(module_class: str, ports: tuple[str, ...]) -> type:
-    """The namedtuple a call of a module with several output ports returns: ``out.<port>``."""
-    return namedtuple(f"{module_class}Output", ports)
+def _outputs_type(module_class: str, ports: tuple[str, ...], aliases: tuple[tuple[str, str], ...] = ()) -> type:
+    """The namedtuple a call of a module with several output ports returns: ``out.<port>``, and
+    ``out.<alias>`` for each ``(alias, port)`` of ``aliases``."""
+    base = namedtuple(f"{module_class}Output", ports)
+    if not aliases:
+        return base
+    extra = {old: property(lambda self, new=new: getattr(self, new), doc=f"{new}, by its older name")
+             for old, new in aliases}
+    return type(base.__name__, (base,), {"__slots__": (), **extra})

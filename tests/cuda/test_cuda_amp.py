@@ -71,9 +71,9 @@ def squad_graph(tmp_path, device, level, dtype, poison=()):
                            max_seq_length=128, hidden_dropout=0.0, attention_dropout=0.0)
     head = TokenClassifier(64, num_classes=2, num_layers=1, log_softmax=False)
     batch = data()
-    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids, attention_mask=batch.input_mask)
+    hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids, attention_mask=batch.attention_mask)
     out = SpanningLoss()(logits=head(hidden_states=hidden), start_positions=batch.start_positions,
-                         end_positions=batch.end_positions, input_mask=batch.input_mask)
+                         end_positions=batch.end_positions, attention_mask=batch.attention_mask)
     loss = Amplify(calls=poison)(loss=out.loss)
     return nf, encoder, loss
 

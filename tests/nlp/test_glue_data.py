@@ -249,7 +249,7 @@ def test_layers_ports_batches_and_defaults(tok):
                                       dynamic_padding=False, max_seq_length=64)
     assert train.shuffle and not dev.shuffle and train.has_labels
     assert (train.label_list, train.num_labels, train.is_regression) == (["0", "1"], 2, False)
-    assert set(train.output_ports) == {"input_ids", "input_type_ids", "input_mask", "labels"}
+    assert set(train.output_ports) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     batch = train.collate_fn([train.dataset[i] for i in range(4)])
     ids, types, mask, labels = batch
     assert ids.shape == types.shape == mask.shape and ids.shape[1] == int(mask.sum(1).max())  # pad to longest

@@ -28,7 +28,7 @@ def test_samples_follow_nemos_convention_none_slot_last():
 def test_data_layer_slots_on_first_subtokens_and_pad_is_the_none_slot(tokenizer):
     layer = IntentSlotDataLayer(SAMPLES, "test", tokenizer=tokenizer, use_cache=False)
     assert layer.pad_label == layer.slot_names.index("O") == 8
-    assert list(layer.output_ports) == ["input_ids", "input_type_ids", "input_mask", "loss_mask", "subtokens_mask",
+    assert list(layer.output_ports) == ["input_ids", "token_type_ids", "attention_mask", "loss_mask", "subtokens_mask",
                                         "intents", "slots"]
     ids, _, _, loss_mask, first, intent, slots = layer.dataset[0]
     assert int(intent) == layer.intents[0]

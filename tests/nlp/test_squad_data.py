@@ -325,8 +325,20 @@ def test_bucket_sampler_splits_ranks_evenly():
 def test_data_layer_ports_batches_and_config(tmp_path, tok):
     layer = BertQuestionAnsweringDataLayer(str(SAMPLES / "train-v1.1.json"), vocab_file=str(VOCAB),
                                            do_lower_case=True, mode="train", batch_size=8, use_cache=False)
-    assert list(layer.output_ports) == ["input_ids", "input_type_ids", "input_mask", "unique_ids",
+    assert list(layer.output_ports) == ["input_ids", "token_type_ids", "attention_mask", "unique_ids",
                                         "start_positions", "end_positions"]
+    wired = layer()  # NeMo's names still read the same tensors, and still wire
+    assert wired.input_type_ids is wired.token_type_ids and wired.input_mask is wired.attention_mask
+    from nmod_nlp.modules.losses import SpanningLoss
+    from nmod_nlp.modules.heads import TokenClassifier
+    from nmod_nlp.modules.encoders import BERT
+
+    logits = TokenClassifier(8, 2)(hidden_states=BERT(vocab_size=30522, hidden_size=8, num_hidden_layers=1,
+                                                      num_attention_heads=2, intermediate_size=16)(
+        input_ids=wired.input_ids, token_type_ids=wired.input_type_ids, attention_mask=wired.input_mask))
+    out = SpanningLoss()(logits=logits, start_positions=wired.start_positions, end_positions=wired.end_positions,
+                         input_mask=wired.input_mask)
+    assert out.loss.call.inputs["attention_mask"] is wired.attention_mask
     assert layer.shuffle is True and layer.batch_sampler(0, 0, 1, 0) is None
     batch = layer.collate_fn([layer.dataset[i] for i in range(8)])
     longest = max(len(layer.dataset[i][0]) for i in range(8))

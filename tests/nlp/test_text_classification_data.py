@@ -112,7 +112,7 @@ def test_layer_batches_labels_and_truncation(tmp_path, tok):
     assert ids.shape == (3, 10) and types.sum() == 0 and labels.tolist() == [2, 1, 0]
     assert ids[0].tolist() == [tok.cls_id] + tok.text_to_ids(long)[:8] + [tok.sep_id]  # the beginning is kept
     assert mask[2].tolist() == [1, 1, 1] + [0] * 7 and tok.ids_to_text(ids[1].tolist()) == "where is my parcel"
-    assert set(layer.output_ports) == {"input_ids", "input_type_ids", "input_mask", "labels"}
+    assert set(layer.output_ports) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     wider = TextClassificationDataLayer(str(path), tokenizer=tok, num_classes=5, use_cache=False)
     assert wider.num_labels == 5 and wider.label_counts.tolist() == [1, 1, 1, 0, 0]
 

@@ -97,7 +97,7 @@ def test_data_layer_ports_batches_and_cache(tmp_path, tokenizer):
     (tmp_path / "labels.txt").write_text("B-ORG O B-MISC O\nB-PER I-PER\n")
     layer = BertTokenClassificationDataLayer(str(tmp_path / "text.txt"), str(tmp_path / "labels.txt"),
                                              tokenizer=tokenizer, batch_size=2, use_cache=True)
-    assert list(layer.output_ports) == ["input_ids", "input_type_ids", "input_mask", "loss_mask",
+    assert list(layer.output_ports) == ["input_ids", "token_type_ids", "attention_mask", "loss_mask",
                                         "subtokens_mask", "labels"]
     assert layer.label_names == ["O", "B-MISC", "B-ORG", "B-PER", "I-PER"]
     assert layer.words_per_sentence.tolist() == [4, 2] and layer.cache_path.is_file()

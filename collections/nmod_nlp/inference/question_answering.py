@@ -156,7 +156,7 @@ class QuestionAnswerer:
             hidden = self.encoder(input_ids=input_ids, token_type_ids=type_ids, attention_mask=mask)
             logits = self.qa_head(hidden_states=hidden)
             _, start_logits, end_logits = self.split(logits=logits, start_positions=starts.to(self.device),
-                                                     end_positions=ends.to(self.device), input_mask=mask)
+                                                     end_positions=ends.to(self.device), attention_mask=mask)
             evaluator.add(unique_ids, start_logits, end_logits)
         preds = evaluator.predictions()
         return [_result(ex.qas_id, preds) for ex in data.examples]

@@ -114,8 +114,8 @@ def main(argv=None) -> dict:
 
     def pipeline(layer):
         batch = layer()
-        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                          attention_mask=batch.input_mask)
+        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
+                          attention_mask=batch.attention_mask)
         # (B,) predictions for STS-B, (B, C) logits otherwise
         scores = head(pooled_output=encoded.pooled_output) if pooled else head(hidden_states=encoded)
         loss = loss_fn(preds=scores, labels=batch.labels) if regression else loss_fn(logits=scores, labels=batch.labels)

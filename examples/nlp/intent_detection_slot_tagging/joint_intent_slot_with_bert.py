@@ -141,8 +141,8 @@ def main(argv=None) -> dict:
 
     def pipeline(layer):
         batch = layer()
-        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                          attention_mask=batch.input_mask)
+        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
+                          attention_mask=batch.attention_mask)
         if pooled:
             logits = classifier(hidden_states=encoded.hidden_states, pooled_output=encoded.pooled_output)
         else:

@@ -156,8 +156,8 @@ def main(argv=None) -> dict:
 
     def pipeline(layer):
         batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                         attention_mask=batch.input_mask)
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
+                         attention_mask=batch.attention_mask)
         logits = classifier(hidden_states=hidden)
         punct_loss = punct_loss_fn(logits=logits.punct_logits, labels=batch.punct_labels, loss_mask=batch.loss_mask)
         capit_loss = capit_loss_fn(logits=logits.capit_logits, labels=batch.capit_labels, loss_mask=batch.loss_mask)

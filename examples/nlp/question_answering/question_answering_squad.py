@@ -106,11 +106,11 @@ def main(argv=None) -> dict:
 
     def pipeline(layer: BertQuestionAnsweringDataLayer):
         batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                         attention_mask=batch.input_mask)
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
+                         attention_mask=batch.attention_mask)
         logits = qa_head(hidden_states=hidden)
         out = squad_loss(logits=logits, start_positions=batch.start_positions, end_positions=batch.end_positions,
-                         input_mask=batch.input_mask)
+                         attention_mask=batch.attention_mask)
         return layer, batch.unique_ids, out
 
     def out_file(name: str) -> str:

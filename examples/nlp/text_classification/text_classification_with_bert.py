@@ -103,8 +103,8 @@ def main(argv=None) -> dict:
 
     def pipeline(layer):
         batch = layer()
-        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                          attention_mask=batch.input_mask)
+        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
+                          attention_mask=batch.attention_mask)
         logits = classifier(pooled_output=encoded.pooled_output) if pooled else classifier(hidden_states=encoded)
         return logits, batch.labels, loss_fn(logits=logits, labels=batch.labels)
 

@@ -152,8 +152,8 @@ def main(argv=None) -> dict:
 
     def pipeline(layer):
         batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.input_type_ids,
-                         attention_mask=batch.input_mask)
+        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
+                         attention_mask=batch.attention_mask)
         logits = classifier(hidden_states=hidden)
         return batch, logits, loss_fn(logits=logits, labels=batch.labels, loss_mask=batch.loss_mask)
 

@@ -12,8 +12,9 @@ from typing import Optional
 import numpy as np
 
 from nmod.backends.pytorch import DataLayerNM
-from nmod.types import ChannelType, ElementType, LabelsType, MaskType, NeuralType, RegressionValuesType
+from nmod.types import ElementType, LabelsType, NeuralType, RegressionValuesType
 
+from ...ports import NEMO_PORT_ALIASES, bert_input_ports
 from ...tokenizers import data_layer_tokenizer
 from ..batching import BucketBatchSampler, PadCollate
 from .dataset import NO_LABEL_ID, SentenceDataset
@@ -33,13 +34,12 @@ class SentenceDataLayer(DataLayerNM):
     """
 
     label_type: type[ElementType] = LabelsType
+    PORT_ALIASES = NEMO_PORT_ALIASES  # NeMo's input_type_ids / input_mask
 
     @property
     def output_ports(self):
         return {
-            "input_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_type_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_mask": NeuralType(("B", "T"), MaskType()),
+            **bert_input_ports(),
             "labels": NeuralType(("B",), self.label_type()),
         }
 

@@ -14,7 +14,7 @@ NO_LABEL_ID = -100  # a test row's class label: CrossEntropyLoss's ignore_index,
 
 
 class SentenceDataset(torch.utils.data.Dataset):
-    """Item i = (input_ids, input_type_ids, input_mask, label), ids as int64.
+    """Item i = (input_ids, token_type_ids, attention_mask, label), ids as int64.
 
     `label` is an int64 class id, or a float32 score when the features hold float labels (STS-B).
     Rows are unpadded unless `pad_to_length` is given; `PadCollate` pads a batch to its longest row.

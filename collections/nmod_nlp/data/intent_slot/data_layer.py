@@ -7,8 +7,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
+from nmod.types import LabelsType, MaskType, NeuralType
 
+from ...ports import bert_input_ports
 from ..batching import PadCollate
 from ..glue.data_layer import SentenceDataLayer
 from ..token_classification import TokenClassificationDataset, encode_words, load_or_build_token_features
@@ -20,7 +21,7 @@ _FEATURES_VERSION = 1
 
 
 class _IntentSlotDataset(torch.utils.data.Dataset):
-    """Item i = (input_ids, input_type_ids, input_mask, loss_mask, subtokens_mask, intent, slots)."""
+    """Item i = (input_ids, token_type_ids, attention_mask, loss_mask, subtokens_mask, intent, slots)."""
 
     def __init__(self, windows: TokenClassificationDataset, intents: np.ndarray):
         self.windows = windows
@@ -50,9 +51,7 @@ class IntentSlotDataLayer(SentenceDataLayer):
     @property
     def output_ports(self):
         return {
-            "input_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_type_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_mask": NeuralType(("B", "T"), MaskType()),
+            **bert_input_ports(),
             "loss_mask": NeuralType(("B", "T"), MaskType()),
             "subtokens_mask": NeuralType(("B", "T"), MaskType()),
             "intents": NeuralType(("B",), LabelsType()),

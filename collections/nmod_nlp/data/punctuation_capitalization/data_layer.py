@@ -6,11 +6,11 @@ from typing import Optional
 
 import numpy as np
 
-from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
+from nmod.types import LabelsType, MaskType, NeuralType
 
+from ...ports import bert_input_ports
 from ..glue.data_layer import SentenceDataLayer
-from ..token_classification import (TokenClassificationDataset, encode_words, load_or_build_token_features,
-                                    token_collate)
+from ..token_classification import TokenClassificationDataset, encode_words, load_or_build_token_features, token_collate
 from .reader import PunctCapitData, label_ids_from, read_punct_capit_files
 
 __all__ = ["PunctCapitDataLayer"]
@@ -31,9 +31,7 @@ class PunctCapitDataLayer(SentenceDataLayer):
     @property
     def output_ports(self):
         return {
-            "input_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_type_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_mask": NeuralType(("B", "T"), MaskType()),
+            **bert_input_ports(),
             "loss_mask": NeuralType(("B", "T"), MaskType()),
             "subtokens_mask": NeuralType(("B", "T"), MaskType()),
             "punct_labels": NeuralType(("B", "T"), LabelsType()),

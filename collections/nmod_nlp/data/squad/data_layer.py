@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Optional
 
 from nmod.backends.pytorch import DataLayerNM
-from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
+from nmod.types import ChannelType, LabelsType, NeuralType
 
+from ...ports import NEMO_PORT_ALIASES, bert_input_ports
 from ...tokenizers import data_layer_tokenizer
 from ..batching import BucketBatchSampler, PadCollate
 from .dataset import SquadDataset
@@ -27,12 +28,12 @@ class BertQuestionAnsweringDataLayer(DataLayerNM):
     "test" needs no answers.
     """
 
+    PORT_ALIASES = NEMO_PORT_ALIASES  # NeMo's input_type_ids / input_mask
+
     @property
     def output_ports(self):
         return {
-            "input_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_type_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_mask": NeuralType(("B", "T"), MaskType()),
+            **bert_input_ports(),
             "unique_ids": NeuralType(("B",), ChannelType()),
             "start_positions": NeuralType(("B",), LabelsType()),
             "end_positions": NeuralType(("B",), LabelsType()),

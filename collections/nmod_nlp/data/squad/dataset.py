@@ -18,7 +18,7 @@ logger = get_logger(__name__)
 
 
 class SquadDataset(torch.utils.data.Dataset):
-    """Item i = (input_ids, input_type_ids, input_mask, unique_id, start_position, end_position).
+    """Item i = (input_ids, token_type_ids, attention_mask, unique_id, start_position, end_position).
 
     Rows are unpadded unless `pad_to_length` is given; `PadCollate` pads a batch to its longest row.
     `examples`, `contexts`, `articles` and `features` are what post-processing and metrics read.

@@ -3,12 +3,22 @@
 `encode_words` (words and their labels -> sub-token windows with `subtokens_mask` and `loss_mask`)
 and `TokenClassificationDataset` are shared by every one-label-per-word task.
 """
-from .data_layer import (BertTokenClassificationDataLayer, BertTokenClassificationInferDataLayer,
-                         load_or_build_token_features)
+from .data_layer import (
+                         BertTokenClassificationDataLayer,
+                         BertTokenClassificationInferDataLayer,
+                         load_or_build_token_features,
+)
 from .dataset import TokenClassificationDataset, token_collate
 from .features import TokenFeatures, encode_words, word_lengths
-from .reader import (LABEL_IDS_FILE, TokenClassificationData, TokenClassificationFormatError, build_label_ids,
-                     read_label_ids, read_token_classification_files, write_label_ids)
+from .reader import (
+                         LABEL_IDS_FILE,
+                         TokenClassificationData,
+                         TokenClassificationFormatError,
+                         build_label_ids,
+                         read_label_ids,
+                         read_token_classification_files,
+                         write_label_ids,
+)
 
 __all__ = ["BertTokenClassificationDataLayer", "BertTokenClassificationInferDataLayer", "TokenClassificationDataset",
            "token_collate", "TokenFeatures", "encode_words", "word_lengths", "load_or_build_token_features",

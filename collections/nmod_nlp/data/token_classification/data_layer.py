@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from nmod.log import get_logger
-from nmod.types import ChannelType, LabelsType, MaskType, NeuralType
+from nmod.types import LabelsType, MaskType, NeuralType
 
+from ...ports import bert_input_ports
 from ..glue.data_layer import SentenceDataLayer
 from ..glue.features import feature_cache_path
 from .dataset import TokenClassificationDataset, token_collate
@@ -68,9 +69,7 @@ class BertTokenClassificationDataLayer(_TokenLayer):
     @property
     def output_ports(self):
         return {
-            "input_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_type_ids": NeuralType(("B", "T"), ChannelType()),
-            "input_mask": NeuralType(("B", "T"), MaskType()),
+            **bert_input_ports(),
             "loss_mask": NeuralType(("B", "T"), MaskType()),
             "subtokens_mask": NeuralType(("B", "T"), MaskType()),
             "labels": NeuralType(("B", "T"), LabelsType()),

@@ -13,7 +13,7 @@ __all__ = ["TokenClassificationDataset", "token_collate"]
 
 
 class TokenClassificationDataset(torch.utils.data.Dataset):
-    """Item i = (input_ids, input_type_ids, input_mask, loss_mask, subtokens_mask, *labels), all int64
+    """Item i = (input_ids, token_type_ids, attention_mask, loss_mask, subtokens_mask, *labels), all int64
     of the window's length; `label_names` picks the label sets and their order (none for inference)."""
 
     def __init__(self, features: TokenFeatures, label_names: Sequence[str] = ("labels",)):

@@ -5,7 +5,12 @@ from .attention import UNPAD_MIN_PADDING_FRACTION, Packed, Padded, choose_layout
 from .bert import BERT, BertConfig, BertModel
 from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint
 from .megatron import MegatronBERT, MegatronBertConfig, MegatronBertModel, Pooler, padded_vocab_size
-from .megatron_checkpoint import CHECKPOINT_VERSION, MegatronCheckpoint, load_megatron_state_dict, read_megatron_checkpoint
+from .megatron_checkpoint import (
+    CHECKPOINT_VERSION,
+    MegatronCheckpoint,
+    load_megatron_state_dict,
+    read_megatron_checkpoint,
+)
 from .megatron_formats import FORMATS, recognise
 from .pretrained import get_pretrained_lm_model
 

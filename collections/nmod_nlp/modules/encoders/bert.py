@@ -15,10 +15,11 @@ from torch import nn
 from nmod.backends.pytorch import TrainableNM
 from nmod.core.errors import ConfigError
 
+from ...ports import bert_input_ports
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
 from .checkpoint_io import has_pooler
 from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint, renamed_bert_state
-from .megatron import ACTIVATIONS, Pooler, encoder_input_ports, encoder_output_ports, init_weights, resolve_add_pooler
+from .megatron import ACTIVATIONS, Pooler, encoder_output_ports, init_weights, resolve_add_pooler
 
 
 @dataclass
@@ -189,7 +190,7 @@ class BERT(TrainableNM):
 
     @property
     def input_ports(self):
-        return encoder_input_ports()
+        return bert_input_ports()
 
     @property
     def output_ports(self):

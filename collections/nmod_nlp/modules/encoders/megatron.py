@@ -16,15 +16,16 @@ from torch import nn
 
 from nmod.backends.pytorch import TrainableNM
 from nmod.core.errors import ConfigError
-from nmod.types import ChannelType, MaskType, NeuralType
+from nmod.types import ChannelType, NeuralType
 
+from ...ports import bert_input_ports
 from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
 from .checkpoint_io import check_vocab_fits
 from .megatron_checkpoint import read_megatron_checkpoint
 from .megatron_config import ACTIVATION_NAMES, CONFIG_FIELDS, MegatronBertConfig, count_vocab, padded_vocab_size
 
 __all__ = ["MegatronBERT", "MegatronBertModel", "MegatronBertConfig", "Pooler", "padded_vocab_size", "count_vocab",
-           "init_weights", "encoder_input_ports", "encoder_output_ports", "resolve_add_pooler"]
+           "init_weights", "encoder_output_ports", "resolve_add_pooler"]
 
 ACTIVATIONS = {
     "gelu": nn.functional.gelu,
@@ -142,15 +143,6 @@ class MegatronBertModel(nn.Module):
         return self.embedding.word_embeddings.weight[: self.config.vocab_size]
 
 
-def encoder_input_ports() -> dict[str, NeuralType]:
-    """What every encoder reads: token ids, token types and the padding mask."""
-    return {
-        "input_ids": NeuralType(("B", "T"), ChannelType()),
-        "token_type_ids": NeuralType(("B", "T"), ChannelType()),
-        "attention_mask": NeuralType(("B", "T"), MaskType()),
-    }
-
-
 def encoder_output_ports(has_pooler: bool) -> dict[str, NeuralType]:
     """An encoder's outputs: one hidden state per token, and with a pooler one vector per sequence."""
     ports = {"hidden_states": NeuralType(("B", "T", "D"), ChannelType())}
@@ -191,7 +183,7 @@ class MegatronBERT(TrainableNM):
 
     @property
     def input_ports(self):
-        return encoder_input_ports()
+        return bert_input_ports()
 
     @property
     def output_ports(self):

@@ -23,10 +23,12 @@ class SpanningLoss(TrainableNM):
     examples it counts; a batch with none counted gives 0 rather than NaN. Also returns the start
     and end logits, split, for inference.
 
-    The optional ``input_mask`` keeps padding out of the softmax (HF and NeMo leave it in): the loss
+    The optional ``attention_mask`` (NeMo's ``input_mask``, accepted by that name too) keeps padding out of the softmax (HF and NeMo leave it in): the loss
     then no longer depends on how far a batch was padded, so padded, dynamically padded and unpadded
     runs train identically, and the returned logits are very negative at padding.
     """
+
+    PORT_ALIASES = {"input_mask": "attention_mask"}  # NeMo's name
 
     @property
     def input_ports(self):
@@ -34,7 +36,7 @@ class SpanningLoss(TrainableNM):
             "logits": NeuralType(("B", "T", "C"), LogitsType()),
             "start_positions": NeuralType(("B",), LabelsType()),
             "end_positions": NeuralType(("B",), LabelsType()),
-            "input_mask": NeuralType(("B", "T"), MaskType(), optional=True),
+            "attention_mask": NeuralType(("B", "T"), MaskType(), optional=True),
         }
 
     @property
@@ -49,16 +51,17 @@ class SpanningLoss(TrainableNM):
         super().__init__(name=name)
 
     def forward(self, logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor,
-                input_mask: Optional[torch.Tensor] = None):
+                attention_mask: Optional[torch.Tensor] = None):
         if logits.ndim != 3 or logits.shape[-1] != 2:
             raise ValueError(
                 f"SpanningLoss.logits must be (B, T, 2) (start and end scores per token, from "
                 f"TokenClassifier(num_classes=2, log_softmax=False)), got {tuple(logits.shape)}"
             )
-        if input_mask is not None:
-            if input_mask.shape != logits.shape[:2]:
-                raise ValueError(f"SpanningLoss.input_mask must be {tuple(logits.shape[:2])}, got {tuple(input_mask.shape)}")
-            logits = logits.float().masked_fill(input_mask[..., None] == 0, -1e4)
+        if attention_mask is not None:
+            if attention_mask.shape != logits.shape[:2]:
+                raise ValueError(f"SpanningLoss.attention_mask must be {tuple(logits.shape[:2])}, "
+                                 f"got {tuple(attention_mask.shape)}")
+            logits = logits.float().masked_fill(attention_mask[..., None] == 0, -1e4)
         start_logits, end_logits = logits.unbind(dim=-1)
         batch, seq_len = start_logits.shape
         positions = []
