@@ -77,7 +77,7 @@ def score(word_preds: np.ndarray, dev, label_ids: dict) -> dict:
     from nmod_nlp.metrics import conlleval
 
     names = np.asarray(sorted(label_ids, key=label_ids.get), dtype=object)
-    gold = np.concatenate([np.asarray(s) for s in dev.word_labels])
+    gold = dev.word_label_ids()
     split = np.cumsum([len(s) for s in dev.sentences])[:-1]
     return conlleval(np.split(names[gold], split), np.split(names[word_preds], split))
 

@@ -130,7 +130,7 @@ def main(argv=None) -> dict:
     intent_weights = slot_weights = None
     if args.class_balancing == "weighted_loss" and train_layer is not None:
         intent_weights = class_weights(train_layer.intents, len(intent_names))
-        slot_weights = class_weights(train_layer.word_slot_ids, len(slot_names))
+        slot_weights = class_weights(train_layer.word_label_ids("slots"), len(slot_names))
     intent_loss_fn = CrossEntropyLoss(logits_ndim=2, weight=intent_weights)
     slot_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=slot_weights)
     aggregator = LossAggregator(num_inputs=2, weights=[args.intent_loss_weight, 1.0 - args.intent_loss_weight])

@@ -145,7 +145,7 @@ def main(argv=None) -> dict:
         dropout=args.fc_dropout, log_softmax=False)
     punct_weights = None
     if args.use_weighted_loss_punct and train_layer is not None:  # most words are followed by no mark
-        punct_weights = class_weights(train_layer.word_label_ids("punct"), len(punct_ids))
+        punct_weights = class_weights(train_layer.word_label_ids("punct_labels"), len(punct_ids))
     punct_loss_fn = CrossEntropyLoss(logits_ndim=3, weight=punct_weights)
     capit_loss_fn = CrossEntropyLoss(logits_ndim=3)
     aggregator = LossAggregator(num_inputs=2, weights=[args.punct_loss_weight, 1.0 - args.punct_loss_weight])

@@ -144,7 +144,7 @@ def main(argv=None) -> dict:
                                  dropout=args.fc_dropout, log_softmax=False)
     weights = None
     if args.use_weighted_loss and train_layer is not None:
-        weights = class_weights(train_layer.word_label_ids, len(label_names))
+        weights = class_weights(train_layer.word_label_ids(), len(label_names))
     loss_fn = CrossEntropyLoss(logits_ndim=3, weight=weights)
     recipe.start_run(args, nf, "ner", graph=("num_fc_layers",))  # inputs checked: work_dir, logs, args.yaml
     if nf.global_rank == 0:  # the run's own label ids, for eval, resume and inference

@@ -6,37 +6,23 @@ from typing import Optional
 
 import numpy as np
 
-from nmod.types import LabelsType, MaskType, NeuralType
-
-from ...ports import bert_input_ports
-from ..glue.data_layer import SentenceDataLayer
-from ..token_classification import TokenClassificationDataset, encode_words, load_or_build_token_features, token_collate
+from ..token_classification import TokenDataLayer
 from .reader import PunctCapitData, label_ids_from, read_punct_capit_files
 
 __all__ = ["PunctCapitDataLayer"]
 
-_FEATURES_VERSION = 1  # bump when reading or encoding changes what the files yield
 
-
-class PunctCapitDataLayer(SentenceDataLayer):
+class PunctCapitDataLayer(TokenDataLayer):
     """Texts and their per-word punctuation and capitalization labels, as sub-token windows.
 
-    Windows, `subtokens_mask` and `loss_mask` come from the shared `encode_words` (labels on each
+    Windows, `subtokens_mask` and `loss_mask` come from the shared `TokenDataLayer` (labels on each
     word's first sub-token; NeMo's `ignore_extra_tokens` / `ignore_start_end`; a long text split
     between words). `punct_label_ids` / `capit_label_ids` ({label: id}) fix the ids (an eval set
     takes the training set's); without them they are built from this file, `pad_label` first.
     `num_samples=-1` reads every line, a positive number the first N.
     """
 
-    @property
-    def output_ports(self):
-        return {
-            **bert_input_ports(),
-            "loss_mask": NeuralType(("B", "T"), MaskType()),
-            "subtokens_mask": NeuralType(("B", "T"), MaskType()),
-            "punct_labels": NeuralType(("B", "T"), LabelsType()),
-            "capit_labels": NeuralType(("B", "T"), LabelsType()),
-        }
+    LABEL_PORTS = ("punct_labels", "capit_labels")
 
     def __init__(
         self,
@@ -62,14 +48,11 @@ class PunctCapitDataLayer(SentenceDataLayer):
         name: Optional[str] = None,
     ):
         super().__init__(name=name)
-        if num_samples == 0 or num_samples < -1:
-            raise ValueError(f"num_samples must be -1 (all lines) or a positive number, got {num_samples}")
         self._set_tokenizer(tokenizer, tokenizer_name, pretrained_model_name, vocab_file, do_lower_case)
         self.text_file, self.label_file = str(text_file), str(label_file)
         self.data: PunctCapitData = read_punct_capit_files(text_file, label_file, punct_label_ids, capit_label_ids)
-        keep = slice(None) if num_samples == -1 else slice(0, num_samples)
-        self.sentences = self.data.sentences[keep]
-        punct, capit = self.data.punct[keep], self.data.capit[keep]
+        sentences = self._first(self.data.sentences, num_samples, "lines")
+        punct, capit = self.data.punct[:len(sentences)], self.data.capit[:len(sentences)]
         self.punct_label_ids = dict(punct_label_ids) if punct_label_ids else label_ids_from(punct, pad_label)
         self.capit_label_ids = dict(capit_label_ids) if capit_label_ids else label_ids_from(capit, pad_label)
         for head, ids in (("punct", self.punct_label_ids), ("capit", self.capit_label_ids)):
@@ -78,25 +61,11 @@ class PunctCapitDataLayer(SentenceDataLayer):
                                  f"{ids.get(pad_label)}")
         labels = {"punct_labels": [[self.punct_label_ids[t] for t in s] for s in punct],
                   "capit_labels": [[self.capit_label_ids[t] for t in s] for s in capit]}
-        self.word_labels = labels
-
-        def build():
-            return encode_words(self.tokenizer, self.sentences, labels, max_seq_length,
-                                ignore_extra_tokens=ignore_extra_tokens, ignore_start_end=ignore_start_end)
-
-        if use_cache:
-            key = {"tag": "punct_capit", "features": _FEATURES_VERSION, "data_sha256": self.data.sha256,
-                   "tokenizer": self.tokenizer.fingerprint, "max_seq_length": int(max_seq_length),
-                   "punct_label_ids": self.punct_label_ids, "capit_label_ids": self.capit_label_ids,
-                   "ignore_extra_tokens": bool(ignore_extra_tokens), "ignore_start_end": bool(ignore_start_end),
-                   "num_samples": int(num_samples)}
-            self.features, self.cache_path = load_or_build_token_features(Path(text_file), key, build)
-        else:
-            self.features, self.cache_path = build(), None
-        self.dataset = TokenClassificationDataset(self.features, ("punct_labels", "capit_labels"))
-        self.batch_size, self.shuffle = batch_size, shuffle
-        self.bucket_by_length, self.drop_last = bucket_by_length, False
-        self.collate_fn = token_collate(self.tokenizer.pad_id, 2, pad_to_multiple_of=pad_to_multiple_of)
+        key = {"tag": "punct_capit", "data_sha256": self.data.sha256, "punct_label_ids": self.punct_label_ids,
+               "capit_label_ids": self.capit_label_ids, "num_samples": int(num_samples)}
+        self._build_windows(sentences, labels, max_seq_length, batch_size, shuffle, ignore_extra_tokens,
+                            ignore_start_end, bucket_by_length, pad_to_multiple_of,
+                            (Path(text_file), key) if use_cache else None)
 
     @property
     def punct_label_names(self) -> list[str]:
@@ -107,11 +76,9 @@ class PunctCapitDataLayer(SentenceDataLayer):
     def capit_label_names(self) -> list[str]:
         return sorted(self.capit_label_ids, key=self.capit_label_ids.get)
 
-    def word_label_ids(self, head: str) -> np.ndarray:
-        """Every word's label id for `head` ("punct" or "capit"), texts concatenated (for class weights)."""
-        return np.fromiter((i for s in self.word_labels[f"{head}_labels"] for i in s), dtype=np.int64)
-
-    @property
-    def summary(self):
-        """What reading the files found: lines kept and skipped, and a warning per problem."""
-        return self.data.summary
+    def word_label_ids(self, label_set: Optional[str] = None) -> np.ndarray:
+        """Every word's label id for ``label_set`` ("punct_labels" or "capit_labels"; "punct" and
+        "capit" name them too), texts concatenated (for class weights)."""
+        if label_set in ("punct", "capit"):
+            label_set = f"{label_set}_labels"
+        return super().word_label_ids(label_set)

@@ -6,7 +6,8 @@ and `TokenClassificationDataset` are shared by every one-label-per-word task.
 from .data_layer import (
                          BertTokenClassificationDataLayer,
                          BertTokenClassificationInferDataLayer,
-                         load_or_build_token_features,
+                         TokenDataLayer,
+                         pad_label_id,
 )
 from .dataset import TokenClassificationDataset, token_collate
 from .features import TokenFeatures, encode_words, word_lengths
@@ -21,6 +22,6 @@ from .reader import (
 )
 
 __all__ = ["BertTokenClassificationDataLayer", "BertTokenClassificationInferDataLayer", "TokenClassificationDataset",
-           "token_collate", "TokenFeatures", "encode_words", "word_lengths", "load_or_build_token_features",
+           "token_collate", "TokenFeatures", "encode_words", "word_lengths", "TokenDataLayer", "pad_label_id",
            "read_token_classification_files", "TokenClassificationData", "TokenClassificationFormatError",
            "build_label_ids", "read_label_ids", "write_label_ids", "LABEL_IDS_FILE"]
