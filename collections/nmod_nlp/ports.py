@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nmod.types import ChannelType, MaskType, NeuralType
 
-__all__ = ["bert_input_ports", "NEMO_PORT_ALIASES", "encoder_inputs"]
+__all__ = ["bert_input_ports", "NEMO_PORT_ALIASES", "encoder_inputs", "head_inputs"]
 
 NEMO_PORT_ALIASES = {"input_type_ids": "token_type_ids", "input_mask": "attention_mask"}
 
@@ -26,3 +26,14 @@ def bert_input_ports() -> dict[str, NeuralType]:
 def encoder_inputs(batch) -> dict:
     """The encoder's three inputs out of a data layer's outputs (any object with those attributes)."""
     return {name: getattr(batch, name) for name in bert_input_ports()}
+
+
+def head_inputs(head, encoded) -> dict:
+    """A head's ports from an encoder's output (one tensor, or ``(hidden_states, pooled_output)`` from
+    an encoder with a pooler): ``hidden_states`` and, for a head that reads the pooler, ``pooled_output``."""
+    ports = head.input_ports
+    hidden = getattr(encoded, "hidden_states", encoded)
+    out = {"hidden_states": hidden} if "hidden_states" in ports else {}
+    if "pooled_output" in ports:
+        out["pooled_output"] = encoded.pooled_output
+    return out

@@ -20,13 +20,15 @@ from typing import Any, Callable, Optional, Sequence
 
 import nmod
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
-from nmod.core import NmodError, NmTensor
+from nmod.actions import graph_tensors
+from nmod.core import NeuralGraph, NeuralModule, NmodError, NmTensor, OperationMode
 from nmod.core.config import write_yaml
 from nmod.core.errors import ConfigError, MissingFileError
 from nmod.log import get_logger
 from nmod.optim import get_lr_policy
 
 from .model_folder import save_model_folder
+from .ports import head_inputs
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
 from .modules.encoders.checkpoint_io import check_vocab_fits
 from .run_folder import ARGS_FILE, checkpoint_folder
@@ -35,6 +37,11 @@ from .tokenizers import BertWordPieceTokenizer, get_tokenizer
 
 __all__ = [
     "DEMO_MODEL",
+    "demo_defaults",
+    "add_data_cache_args",
+    "eval_schedule",
+    "model_graph",
+    "trained_run_file",
     "add_encoder_args",
     "add_training_args",
     "add_output_args",
@@ -204,6 +211,22 @@ def add_output_args(parser: argparse.ArgumentParser, work_dir: str) -> argparse.
     return g
 
 
+def demo_defaults(args: argparse.Namespace, has_data: bool, **sample) -> Optional[dict]:
+    """A recipe's built-in demo: with no encoder named, the MiniLM BERT that ``make install`` brings;
+    with no data either (``has_data``), ``sample`` too (the shipped sample and its settings)."""
+    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
+        return None
+    return {"pretrained_model_name": DEMO_MODEL, **({} if has_data else sample)}
+
+
+def add_data_cache_args(group: argparse._ArgumentGroup) -> None:
+    """One caching flag for every recipe: features are cached beside the data files unless
+    ``--no_data_cache``; NeMo's ``--use_cache`` (the token tasks' opt-in) is accepted and changes nothing."""
+    group.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
+    group.add_argument("--use_cache", action="store_true",
+                       help="NeMo's flag: features are cached by default (--no_data_cache turns that off)")
+
+
 def parse_args_with_demo(
     parser: argparse.ArgumentParser,
     argv: Optional[Sequence[str]],
@@ -355,6 +378,33 @@ def _model_vocab(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
+def eval_schedule(args: argparse.Namespace) -> dict:
+    """When an evaluator runs: every ``--eval_step_freq`` steps, else after each epoch; before
+    training too in ``--mode train_eval``."""
+    return {"eval_step": args.eval_step_freq, "eval_epoch": None if args.eval_step_freq else 1,
+            "eval_at_start": getattr(args, "mode", "train_eval") == "train_eval"}
+
+
+def model_graph(encoder: MegatronBERT | BERT, head: NeuralModule, name: str = "model") -> NeuralGraph:
+    """``encoder -> head`` as one graph, built once: its inputs are the encoder's (``input_ids``,
+    ``token_type_ids``, ``attention_mask``), its outputs the head's; a recipe nests it into its training
+    graph and into each evaluation graph (docs/neural_graphs.md). A head built with ``pooled=True``
+    reads the encoder's ``pooled_output``."""
+    with NeuralGraph(operation_mode=OperationMode.both, name=name) as graph:
+        encoded = encoder(**{port: graph.inputs[port] for port in encoder.input_ports})
+        out = head(**head_inputs(head, encoded))
+        graph.outputs.bind(list(out) if isinstance(out, tuple) else [out])
+    return graph
+
+
+def trained_run_file(args: argparse.Namespace, name: str) -> Optional[Path]:
+    """A file the trained run wrote (its label ids, say): in ``--checkpoint_dir`` or the run folder above
+    it, or, with ``--resume``, in ``--work_dir``; None when there is none."""
+    folders = ([Path(args.checkpoint_dir), Path(args.checkpoint_dir).parent] if args.checkpoint_dir else []) + (
+        [Path(args.work_dir)] if getattr(args, "resume", False) else [])
+    return next((f / name for f in folders if (f / name).is_file()), None)
+
+
 def optimization_params(args: argparse.Namespace) -> dict:
     """``nf.train``'s optimization_params from the training flags (unset numbers are left out)."""
     params = {"lr": args.lr, "weight_decay": args.weight_decay}
@@ -409,11 +459,13 @@ def save_model(
     return path
 
 
-def train(nf: nmod.NeuralModuleFactory, args: argparse.Namespace, loss: NmTensor,
+def train(nf: nmod.NeuralModuleFactory, args: argparse.Namespace, loss: NmTensor | NeuralGraph,
           callbacks: Sequence[Callback] = ()) -> None:
-    """``nf.train`` on ``loss`` as the training flags say, with the loss logger, the checkpoint writer
-    and the task's own ``callbacks`` (its evaluators). The lr policy gets no step count: the executor
-    binds it to the run's own."""
+    """``nf.train`` on ``loss`` (a loss tensor, or a training graph: its loss output) as the training
+    flags say, with the loss logger, the checkpoint writer and the task's own ``callbacks`` (its
+    evaluators). The lr policy gets no step count: the executor binds it to the run's own."""
+    if isinstance(loss, NeuralGraph):
+        loss = graph_tensors(None, loss, losses=True)[0]
     nf.train(
         tensors_to_optimize=[loss],
         optimizer=args.optimizer,
@@ -426,15 +478,16 @@ def train(nf: nmod.NeuralModuleFactory, args: argparse.Namespace, loss: NmTensor
 
 
 def evaluate(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequence[EvaluatorCallback],
-             checkpoint_dir: Optional[str]) -> dict:
+             checkpoint_dir: Optional[str], fmt: Optional[Callable[[dict], str]] = None) -> dict:
     """``--mode eval``: the evaluators on the weights in ``checkpoint_dir``; prints and returns the metrics."""
     nf.eval(list(evaluators), checkpoint_dir=checkpoint_dir)
     metrics = {k: v for cb in evaluators for k, v in cb.results[-1][1].items()}
-    print_metrics(title, "eval", metrics, nf)
+    print_metrics(title, "eval", metrics, nf, fmt)
     return {"eval": metrics}
 
 
-def report_training(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequence[EvaluatorCallback]) -> dict:
+def report_training(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequence[EvaluatorCallback],
+                    fmt: Optional[Callable[[dict], str]] = None) -> dict:
     """The metrics before and after training (the evaluators' first and last results), printed on rank 0.
 
     A resumed run was not evaluated before its training started: it reports ``after training`` only.
@@ -447,16 +500,18 @@ def report_training(title: str, nf: nmod.NeuralModuleFactory, evaluators: Sequen
         ("after training", -1)]
     for when, index in reports:
         results[when.split()[0]] = {k: v for cb in evaluators for k, v in cb.results[index][1].items()}
-        print_metrics(title, when, results[when.split()[0]], nf)
+        print_metrics(title, when, results[when.split()[0]], nf, fmt)
     return results
 
 
-def print_metrics(title: str, when: str, metrics: dict, nf: nmod.NeuralModuleFactory) -> None:
+def print_metrics(title: str, when: str, metrics: dict, nf: nmod.NeuralModuleFactory,
+                  fmt: Optional[Callable[[dict], str]] = None) -> None:
     """One line on rank 0, ``<title> <when>: name value ...``: fractions to 4 places, entity scores in
-    percent to 2 (as conlleval prints them)."""
+    percent to 2 (as conlleval prints them); ``fmt`` formats the metrics instead (SQuAD's ``EM .. F1 ..``)."""
     if nf.global_rank == 0:
-        print(f"{title} {when}: " + "  ".join(f"{k} {v:.2f}" if "entity_" in k else f"{k} {v:.4f}"
-                                              for k, v in metrics.items()))
+        text = fmt(metrics) if fmt else "  ".join(f"{k} {v:.2f}" if "entity_" in k else f"{k} {v:.4f}"
+                                                  for k, v in metrics.items())
+        print(f"{title} {when}: {text}")
 
 def run(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> Any:
     """Run a recipe's ``main``: nmod's own errors end it as argparse's do, with one line on stderr.

@@ -16,6 +16,7 @@ from nmod.core.errors import ConfigError
 from nmod.progress import progress
 
 from ..model_folder import ModelFolder, load_model_folder
+from ..ports import head_inputs
 
 __all__ = ["Predictor", "batched"]
 
@@ -67,12 +68,7 @@ class Predictor:
 
     def head_inputs(self, encoded) -> dict:
         """The head's ports from the encoder's output: its pooled output where the head reads the pooler."""
-        pooled = getattr(self.head, "pooled", False)
-        hidden = encoded.hidden_states if getattr(self.encoder, "has_pooler", False) else encoded
-        ports = {"hidden_states": hidden} if "hidden_states" in self.head.input_ports else {}
-        if pooled:
-            ports["pooled_output"] = encoded.pooled_output
-        return ports
+        return head_inputs(self.head, encoded)
 
 
 def batched(dataset: torch.utils.data.Dataset, collate, batch_size: int) -> Iterator[Any]:

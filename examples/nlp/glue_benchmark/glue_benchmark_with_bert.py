@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 import nmod_nlp
+from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import classification_evaluator_callback
 from nmod_nlp.data.glue import (GLUE_TASKS, GlueClassificationDataLayer, GlueRegressionDataLayer, get_task,
@@ -24,6 +25,7 @@ from nmod_nlp.data.glue import (GLUE_TASKS, GlueClassificationDataLayer, GlueReg
 from nmod_nlp.metrics import glue_metrics
 from nmod_nlp.modules.heads import SequenceClassifier, SequenceRegression
 from nmod_nlp.modules.losses import CrossEntropyLoss, MSELoss
+from nmod_nlp.ports import encoder_inputs
 
 SAMPLES = Path(nmod_nlp.__file__).parent / "data" / "glue" / "samples"
 
@@ -35,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--task_name", type=_task_name, help=f"one of {', '.join(GLUE_TASKS)}")
     data.add_argument("--max_seq_length", type=recipe.number(int, low=8), default=128,
                       help="sub-tokens per example, [CLS] and [SEP]s included; longer ones are truncated (counted)")
-    data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
+    recipe.add_data_cache_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
     recipe.add_sequence_head_args(head)
@@ -72,15 +74,10 @@ def _task_name(text: str) -> str:
 
 
 def demo_defaults(args: argparse.Namespace) -> dict | None:
-    """No encoder named: the built-in MiniLM demo; with no data either, the shipped SST-2 sample."""
-    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
-        return None
-    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
-    if not args.data_dir and not args.task_name:
-        # Sized for about a minute on 2 CPU cores.
-        demo.update(data_dir=str(SAMPLES / "SST-2"), task_name="sst-2", lr=1e-4, num_epochs=3, batch_size=16,
-                    max_seq_length=64)
-    return demo
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped SST-2 sample
+    (sized for about a minute on 2 CPU cores)."""
+    return recipe.demo_defaults(args, has_data=bool(args.data_dir or args.task_name), data_dir=str(SAMPLES / "SST-2"),
+                                task_name="sst-2", lr=1e-4, num_epochs=3, batch_size=16, max_seq_length=64)
 
 
 def main(argv=None) -> dict:
@@ -111,53 +108,51 @@ def main(argv=None) -> dict:
                                   dropout=args.fc_dropout, log_softmax=False, pooled=pooled)
         loss_fn = CrossEntropyLoss()
     recipe.start_run(args, nf, kind, graph=("head", "num_output_layers"))  # work_dir, logs, args.yaml
+    model = recipe.model_graph(encoder, head)  # encoder -> head, built once, nested below
 
-    def pipeline(layer):
-        batch = layer()
-        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
-                          attention_mask=batch.attention_mask)
-        # (B,) predictions for STS-B, (B, C) logits otherwise
-        scores = head(pooled_output=encoded.pooled_output) if pooled else head(hidden_states=encoded)
-        loss = loss_fn(preds=scores, labels=batch.labels) if regression else loss_fn(logits=scores, labels=batch.labels)
-        return scores, batch.labels, loss
+    def task_graph(split: str) -> NeuralGraph:
+        """data layer -> model -> loss; outputs: scores ((B,) for STS-B, (B, C) logits), labels, loss."""
+        mode = OperationMode.training if split == "train" else OperationMode.evaluation
+        with NeuralGraph(operation_mode=mode, name=f"glue_{split}") as graph:
+            batch = layers[split]()
+            scores = model(**encoder_inputs(batch))
+            loss = loss_fn(preds=scores, labels=batch.labels) if regression else loss_fn(logits=scores,
+                                                                                         labels=batch.labels)
+            graph.outputs.bind([scores, batch.labels, loss], names=["scores", "labels", "loss"])
+        return graph
 
     if args.mode == "test":
-        return {"test_predictions": write_test_predictions(args, nf, task, layers, pipeline)}
+        return {"test_predictions": write_test_predictions(args, nf, task, layers, task_graph)}
 
     evaluators = []
     if args.mode in ("train_eval", "eval"):
         for split in task.dev_splits:  # MNLI: dev_matched and dev_mismatched, reported apart
-            scores, labels, _ = pipeline(layers[split])
+            out = task_graph(split).output_tensors
             mismatched = split == "dev_mismatched"
             evaluators.append(classification_evaluator_callback(
-                scores, labels, lambda preds, gold: glue_metrics(args.task_name, preds, gold),
+                out["scores"], out["labels"], lambda preds, gold: glue_metrics(args.task_name, preds, gold),
                 output_file=str(work_dir / ("mnli-mm.txt" if mismatched else f"{args.task_name}.txt")),
-                regression=regression, name="mismatched" if mismatched else "",
-                eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-                eval_at_start=args.mode == "train_eval"))
+                regression=regression, name="mismatched" if mismatched else "", **recipe.eval_schedule(args)))
 
     if args.mode == "eval":
         return recipe.evaluate(f"GLUE {args.task_name}", nf, evaluators, args.checkpoint_dir)
 
-    _, _, train_loss = pipeline(layers["train"])
-    recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
+    recipe.train(nf, args, task_graph("train"), evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="glue", modules={"encoder": encoder, "head": head}, tokenizer=tokenizer,
                       labels={} if regression else {"labels": list(task.labels)},
                       extra={"task_name": args.task_name, "max_seq_length": args.max_seq_length})
     return recipe.report_training(f"GLUE {args.task_name}", nf, evaluators)
 
 
-def write_test_predictions(args, nf, task, layers, pipeline) -> list[str]:
+def write_test_predictions(args, nf, task, layers, task_graph) -> list[str]:
     """GLUE's submission files (``index<TAB>prediction``, label names) for each of the task's test sets."""
     written = []
     for split in task.test_splits:
-        layer = layers[split]
-        scores, _, _ = pipeline(layer)
-        (batches,) = nf.infer([scores], checkpoint_dir=args.checkpoint_dir)
+        (batches,) = nf.infer([task_graph(split).output_tensors["scores"]], checkpoint_dir=args.checkpoint_dir)
         path = Path(args.work_dir) / task.submission_file_name(split)
         if nf.global_rank == 0:
-            write_glue_predictions(path, task, layer.examples, torch.cat([b.float() for b in batches]).numpy())
-            print(f"Wrote {len(layer.examples)} predictions to {path}")
+            write_glue_predictions(path, task, layers[split].examples, torch.cat([b.float() for b in batches]).numpy())
+            print(f"Wrote {len(layers[split].examples)} predictions to {path}")
         written.append(str(path))
     return written
 
