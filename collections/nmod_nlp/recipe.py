@@ -27,6 +27,7 @@ from nmod.core.errors import ConfigError, MissingFileError
 from nmod.log import get_logger
 from nmod.optim import get_lr_policy
 
+from .data.token_classification import read_label_ids
 from .model_folder import save_model_folder
 from .ports import head_inputs
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
@@ -397,12 +398,31 @@ def model_graph(encoder: MegatronBERT | BERT, head: NeuralModule, name: str = "m
     return graph
 
 
-def trained_run_file(args: argparse.Namespace, name: str) -> Optional[Path]:
-    """A file the trained run wrote (its label ids, say): in ``--checkpoint_dir`` or the run folder above
-    it, or, with ``--resume``, in ``--work_dir``; None when there is none."""
-    folders = ([Path(args.checkpoint_dir), Path(args.checkpoint_dir).parent] if args.checkpoint_dir else []) + (
+def trained_run_folders(args: argparse.Namespace) -> list[Path]:
+    """Where a trained run's own files (its label ids, say) are: ``--checkpoint_dir`` and the run folder
+    above it, or, with ``--resume``, ``--work_dir``."""
+    return ([Path(args.checkpoint_dir), Path(args.checkpoint_dir).parent] if args.checkpoint_dir else []) + (
         [Path(args.work_dir)] if getattr(args, "resume", False) else [])
-    return next((f / name for f in folders if (f / name).is_file()), None)
+
+
+def trained_label_ids(args: argparse.Namespace, file_names: Sequence[str],
+                      also_in: Sequence[Path] = ()) -> Optional[list[dict]]:
+    """The ``{label: id}`` maps (one per file, all from one folder) of the trained run (eval, resume),
+    else of a folder in ``also_in``; None when there are none, an error in ``--mode eval``, where the
+    ids must be the trained run's. Each gives ``--none_label`` id 0, as the run that wrote it did."""
+    for folder in trained_run_folders(args) + list(also_in):
+        files = [folder / name for name in file_names]
+        if all(f.is_file() for f in files):
+            maps = [read_label_ids(f) for f in files]
+            for f, label_ids in zip(files, maps):
+                if label_ids.get(args.none_label) != 0:
+                    raise ConfigError(f"{f} gives the none label {args.none_label!r} id "
+                                      f"{label_ids.get(args.none_label)}, not 0: pass the --none_label that run used")
+            return maps
+    if args.mode == "eval":
+        raise ConfigError(f"--checkpoint_dir {args.checkpoint_dir}: no {' and '.join(file_names)} in it or one "
+                          f"level up; the label ids must be the trained run's")
+    return None
 
 
 def optimization_params(args: argparse.Namespace) -> dict:

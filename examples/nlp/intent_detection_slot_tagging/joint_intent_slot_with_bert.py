@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 import nmod_nlp
+from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import classification_evaluator_callback, token_classification_evaluator_callback
 from nmod_nlp.callbacks.combined import combined_evaluator_callback
@@ -31,6 +32,7 @@ from nmod_nlp.data.token_classification import write_label_ids
 from nmod_nlp.metrics import classification_report, format_report, is_iob_tagging
 from nmod_nlp.modules.heads import JointIntentSlotClassifier
 from nmod_nlp.modules.losses import CrossEntropyLoss, LossAggregator
+from nmod_nlp.ports import encoder_inputs
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "intent_slot" / "samples"
 
@@ -49,13 +51,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--max_seq_length", type=recipe.number(int, low=3), default=50,
                       help="sub-tokens per window, [CLS] and [SEP] included; longer queries become several windows")
     data.add_argument("--none_slot_label", default="O", help="the slot of words outside any slot")
-    data.add_argument("--pad_label", type=int, default=-1,
-                      help="slot id for [CLS], [SEP] and padding (-1: the none slot's id, as NeMo)")
+    data.add_argument("--pad_label", type=_slot_name_or_id, default=None,
+                      help="the slot of [CLS], [SEP] and padding: a slot name, or its id as NeMo's flag took it "
+                           "(default, or -1: --none_slot_label)")
     data.add_argument("--ignore_start_end", action="store_false",
                       help="pass to count [CLS] and [SEP] in the slot loss (default: left out, as NeMo)")
     data.add_argument("--ignore_extra_tokens", action="store_false",
                       help="pass to count a word's sub-tokens after the first in the slot loss (default: left out)")
-    data.add_argument("--use_cache", action="store_true", help="keep the features beside the data files")
+    recipe.add_data_cache_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
     recipe.add_sequence_head_args(head)  # --head and --num_output_layers of the intent head
@@ -86,17 +89,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _slot_name_or_id(text: str) -> Optional[str | int]:
+    """NeMo's --pad_label was an id (-1: the none slot's); a slot name is read as one."""
+    try:
+        return None if int(text) == -1 else int(text)
+    except ValueError:
+        return text
+
+
 def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
-    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample."""
-    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
-        return None
-    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
-    if not args.data_dir:
-        # Under a minute on 2 CPU cores: a higher lr for the fresh heads, small batches, and class
-        # weights, since most words carry no slot (slot macro F1 0.92 after 8 epochs; 0.74 without them).
-        demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=8, batch_size=16, train_step_freq=10,
-                    class_balancing="weighted_loss")
-    return demo
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample, sized for
+    under a minute on 2 CPU cores: a higher lr for the fresh heads, small batches, and class weights,
+    since most words carry no slot (slot macro F1 0.92 after 8 epochs; 0.74 without them)."""
+    return recipe.demo_defaults(args, has_data=bool(args.data_dir), data_dir=str(SAMPLE), lr=5e-4, num_epochs=8,
+                                batch_size=16, train_step_freq=10, class_balancing="weighted_loss")
 
 
 def main(argv=None) -> dict:
@@ -113,10 +119,10 @@ def main(argv=None) -> dict:
     def data_layer(prefix: str, num_samples, train: bool) -> IntentSlotDataLayer:
         return IntentSlotDataLayer(
             args.data_dir, prefix, tokenizer=tokenizer, max_seq_length=args.max_seq_length,
-            none_slot_label=args.none_slot_label, pad_label=None if args.pad_label == -1 else args.pad_label,
+            none_slot_label=args.none_slot_label, pad_label=args.pad_label,
             ignore_extra_tokens=args.ignore_extra_tokens, ignore_start_end=args.ignore_start_end,
             num_samples=num_samples or -1, batch_size=args.batch_size,
-            shuffle=args.shuffle_data if train else False, use_cache=args.use_cache,
+            shuffle=args.shuffle_data if train else False, use_cache=not args.no_data_cache,
             bucket_by_length=args.bucket_by_length and train)
 
     train_layer = data_layer(args.train_file_prefix, args.num_train_samples, True) if args.mode != "eval" else None
@@ -139,23 +145,25 @@ def main(argv=None) -> dict:
         write_label_ids(work_dir / INTENTS_FILE, {n: i for i, n in enumerate(intent_names)})
         write_label_ids(work_dir / SLOTS_FILE, {n: i for i, n in enumerate(slot_names)})
 
-    def pipeline(layer):
-        batch = layer()
-        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
-                          attention_mask=batch.attention_mask)
-        if pooled:
-            logits = classifier(hidden_states=encoded.hidden_states, pooled_output=encoded.pooled_output)
-        else:
-            logits = classifier(hidden_states=encoded)
-        intent_loss = intent_loss_fn(logits=logits.intent_logits, labels=batch.intents)
-        slot_loss = slot_loss_fn(logits=logits.slot_logits, labels=batch.slots, loss_mask=batch.loss_mask)
-        return batch, logits, aggregator(loss_1=intent_loss, loss_2=slot_loss)
+    model = recipe.model_graph(encoder, classifier)  # encoder -> both heads, built once, nested below
+
+    def task_graph(layer: IntentSlotDataLayer, mode: OperationMode) -> NeuralGraph:
+        """data layer -> model -> intent and masked slot losses -> weighted sum; outputs: each head's
+        logits and labels, subtokens_mask, loss."""
+        with NeuralGraph(operation_mode=mode, name="intent_slot") as graph:
+            batch = layer()
+            intent_logits, slot_logits = model(**encoder_inputs(batch))
+            intent_loss = intent_loss_fn(logits=intent_logits, labels=batch.intents)
+            slot_loss = slot_loss_fn(logits=slot_logits, labels=batch.slots, loss_mask=batch.loss_mask)
+            graph.outputs.bind([intent_logits, batch.intents, slot_logits, batch.slots, batch.subtokens_mask,
+                                aggregator(loss_1=intent_loss, loss_2=slot_loss)],
+                               names=["intent_logits", "intents", "slot_logits", "slots", "subtokens_mask", "loss"])
+        return graph
 
     evaluators = []
     if eval_layer is not None:
-        batch, logits, _ = pipeline(eval_layer)
-        schedule = dict(eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-                        eval_at_start=args.mode == "train_eval")
+        out = task_graph(eval_layer, OperationMode.evaluation).output_tensors
+        schedule = recipe.eval_schedule(args)
 
         def intent_metrics(preds, gold) -> dict:
             report = classification_report(preds, gold, len(intent_names), intent_names)
@@ -164,10 +172,10 @@ def main(argv=None) -> dict:
             return {"accuracy": report["accuracy"], "macro_f1": report["macro"]["f1"]}
 
         intents = classification_evaluator_callback(
-            logits.intent_logits, batch.intents, intent_metrics, output_file=str(work_dir / "intent_predictions.txt"),
+            out["intent_logits"], out["intents"], intent_metrics, output_file=str(work_dir / "intent_predictions.txt"),
             name="intent", **schedule)
         slots = token_classification_evaluator_callback(
-            logits.slot_logits, batch.slots, batch.subtokens_mask, slot_names, sentences=eval_layer.sentences,
+            out["slot_logits"], out["slots"], out["subtokens_mask"], slot_names, sentences=eval_layer.sentences,
             predictions_file=work_dir / "slot_predictions.txt", name="slot",
             entity_level=is_iob_tagging(slot_names, args.none_slot_label), print_report=nf.global_rank == 0,
             **schedule)
@@ -176,8 +184,7 @@ def main(argv=None) -> dict:
     if args.mode == "eval":
         return recipe.evaluate("Intent and slot", nf, evaluators, args.checkpoint_dir)
 
-    _, _, train_loss = pipeline(train_layer)
-    recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
+    recipe.train(nf, args, task_graph(train_layer, OperationMode.training), evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="intent_slot", modules={"encoder": encoder, "head": classifier},
                       tokenizer=tokenizer, labels={"intents": intent_names, "slots": slot_names},
                       extra={"max_seq_length": args.max_seq_length})

@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Optional
 
 import nmod_nlp
-from nmod.core.errors import ConfigError
+from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import token_classification_evaluator_callback
 from nmod_nlp.callbacks.combined import combined_evaluator_callback
 from nmod_nlp.data.punctuation_capitalization import (CAPIT_LABEL_IDS_FILE, PUNCT_LABEL_IDS_FILE,
                                                       PunctCapitDataLayer)
 from nmod_nlp.data.text_classification import class_weights
-from nmod_nlp.data.token_classification import read_label_ids, write_label_ids
+from nmod_nlp.data.token_classification import write_label_ids
 from nmod_nlp.modules.heads import PunctCapitTokenClassifier
 from nmod_nlp.modules.losses import CrossEntropyLoss, LossAggregator
+from nmod_nlp.ports import encoder_inputs
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "punctuation_capitalization" / "samples"
 HEADS = ("punct", "capit")
@@ -49,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="pass to count a word's sub-tokens after the first in the loss (default: left out)")
     data.add_argument("--num_samples", type=recipe.optional_number(int), default=None,
                       help="use the first N training texts (-1: all)")
-    data.add_argument("--use_cache", action="store_true", help="keep the features beside the text files")
+    recipe.add_data_cache_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
     head.add_argument("--punct_num_fc_layers", type=recipe.number(int), default=3)
@@ -81,36 +82,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
-    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample."""
-    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
-        return None
-    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
-    if not args.data_dir:
-        # About a minute on 2 CPU cores: a higher lr for the fresh heads, short windows. Punctuation
-        # marks are rare next to "no mark", so the demo weighs them up.
-        demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=6, batch_size=16, max_seq_length=64,
-                    train_step_freq=10, use_weighted_loss_punct=True)
-    return demo
-
-
-def saved_label_ids(args: argparse.Namespace) -> Optional[tuple[dict, dict]]:
-    """The label ids a trained run wrote (eval, resume): in --checkpoint_dir or one level up (its work_dir);
-    else the ones the data folder provides (NeMo's "Using the provided label_ids dictionary")."""
-    run = args.checkpoint_dir or (str(Path(args.work_dir) / "checkpoints") if args.resume else None)
-    folders = [Path(run), Path(run).parent] if run else []
-    for folder in folders + [Path(args.data_dir)]:
-        files = [folder / PUNCT_LABEL_IDS_FILE, folder / CAPIT_LABEL_IDS_FILE]
-        if all(f.is_file() for f in files):
-            ids = tuple(read_label_ids(f) for f in files)
-            for f, label_ids in zip(files, ids):
-                if label_ids.get(args.none_label) != 0:
-                    raise ConfigError(f"{f} gives the none label {args.none_label!r} id "
-                                      f"{label_ids.get(args.none_label)}, not 0: pass the --none_label that run used")
-            return ids
-    if args.mode == "eval":
-        raise ConfigError(f"--checkpoint_dir {args.checkpoint_dir}: no {PUNCT_LABEL_IDS_FILE} and "
-                          f"{CAPIT_LABEL_IDS_FILE} in it or one level up; the label ids must be the trained run's")
-    return None
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample, sized for
+    about a minute on 2 CPU cores: a higher lr for the fresh heads, short windows, and, as punctuation
+    marks are rare next to "no mark", the marks weighed up."""
+    return recipe.demo_defaults(args, has_data=bool(args.data_dir), data_dir=str(SAMPLE), lr=5e-4, num_epochs=6,
+                                batch_size=16, max_seq_length=64, train_step_freq=10, use_weighted_loss_punct=True)
 
 
 def main(argv=None) -> dict:
@@ -122,7 +98,10 @@ def main(argv=None) -> dict:
     # Modules: tokenizer -> encoder -> two token heads -> two masked cross-entropies -> weighted sum.
     encoder = recipe.build_encoder(args)  # first: its errors name the flags a Megatron model needs
     tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
-    punct_ids, capit_ids = saved_label_ids(args) or (None, None)
+    # The trained run's label ids (eval, resume), else the data folder's (NeMo's "Using the provided
+    # label_ids dictionary"), else the training set's.
+    punct_ids, capit_ids = recipe.trained_label_ids(args, [PUNCT_LABEL_IDS_FILE, CAPIT_LABEL_IDS_FILE],
+                                                    also_in=[data_dir]) or (None, None)
 
     def data_layer(split: str, train: bool, punct_ids, capit_ids) -> PunctCapitDataLayer:
         return PunctCapitDataLayer(
@@ -130,7 +109,7 @@ def main(argv=None) -> dict:
             max_seq_length=args.max_seq_length, punct_label_ids=punct_ids, capit_label_ids=capit_ids,
             pad_label=args.none_label, ignore_extra_tokens=args.ignore_extra_tokens,
             ignore_start_end=args.ignore_start_end, num_samples=(args.num_samples or -1) if train else -1,
-            batch_size=args.batch_size, shuffle=args.shuffle_data if train else False, use_cache=args.use_cache,
+            batch_size=args.batch_size, shuffle=args.shuffle_data if train else False, use_cache=not args.no_data_cache,
             bucket_by_length=args.bucket_by_length and train)
 
     train_layer = data_layer("train", True, punct_ids, capit_ids) if args.mode != "eval" else None
@@ -154,31 +133,35 @@ def main(argv=None) -> dict:
         write_label_ids(work_dir / PUNCT_LABEL_IDS_FILE, punct_ids)
         write_label_ids(work_dir / CAPIT_LABEL_IDS_FILE, capit_ids)
 
-    def pipeline(layer):
-        batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
-                         attention_mask=batch.attention_mask)
-        logits = classifier(hidden_states=hidden)
-        punct_loss = punct_loss_fn(logits=logits.punct_logits, labels=batch.punct_labels, loss_mask=batch.loss_mask)
-        capit_loss = capit_loss_fn(logits=logits.capit_logits, labels=batch.capit_labels, loss_mask=batch.loss_mask)
-        return batch, logits, aggregator(loss_1=punct_loss, loss_2=capit_loss)
+    model = recipe.model_graph(encoder, classifier)  # encoder -> both heads, built once, nested below
+
+    def task_graph(layer: PunctCapitDataLayer, mode: OperationMode) -> NeuralGraph:
+        """data layer -> model -> two masked losses -> weighted sum; outputs: each head's logits and
+        labels, subtokens_mask, loss."""
+        with NeuralGraph(operation_mode=mode, name="punctuation_capitalization") as graph:
+            batch = layer()
+            punct_logits, capit_logits = model(**encoder_inputs(batch))
+            punct_loss = punct_loss_fn(logits=punct_logits, labels=batch.punct_labels, loss_mask=batch.loss_mask)
+            capit_loss = capit_loss_fn(logits=capit_logits, labels=batch.capit_labels, loss_mask=batch.loss_mask)
+            graph.outputs.bind([punct_logits, batch.punct_labels, capit_logits, batch.capit_labels,
+                                batch.subtokens_mask, aggregator(loss_1=punct_loss, loss_2=capit_loss)],
+                               names=["punct_logits", "punct_labels", "capit_logits", "capit_labels",
+                                      "subtokens_mask", "loss"])
+        return graph
 
     evaluators = []
     if eval_layer is not None:
-        batch, logits, _ = pipeline(eval_layer)
+        out = task_graph(eval_layer, OperationMode.evaluation).output_tensors
         heads = [token_classification_evaluator_callback(
-            getattr(logits, f"{head}_logits"), getattr(batch, f"{head}_labels"), batch.subtokens_mask,
+            out[f"{head}_logits"], out[f"{head}_labels"], out["subtokens_mask"],
             label_names[head], sentences=eval_layer.sentences, predictions_file=work_dir / f"{head}_predictions.txt",
-            name=head, print_report=nf.global_rank == 0,
-            eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-            eval_at_start=args.mode == "train_eval") for head in HEADS]
+            name=head, print_report=nf.global_rank == 0, **recipe.eval_schedule(args)) for head in HEADS]
         evaluators.append(combined_evaluator_callback(heads))  # one pass over the dev set for both heads
 
     if args.mode == "eval":
         return recipe.evaluate("Punctuation and capitalization", nf, evaluators, args.checkpoint_dir)
 
-    _, _, train_loss = pipeline(train_layer)
-    recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
+    recipe.train(nf, args, task_graph(train_layer, OperationMode.training), evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="punctuation_capitalization", modules={"encoder": encoder, "head": classifier},
                       tokenizer=tokenizer, labels=label_names, extra={"max_seq_length": args.max_seq_length,
                                                                       "none_label": args.none_label})

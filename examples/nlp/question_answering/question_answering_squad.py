@@ -14,11 +14,13 @@ import argparse
 from pathlib import Path
 
 import nmod_nlp
+from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import squad_evaluator_callback
 from nmod_nlp.data.squad import BertQuestionAnsweringDataLayer
 from nmod_nlp.modules.heads import TokenClassifier
 from nmod_nlp.modules.losses import SpanningLoss
+from nmod_nlp.ports import encoder_inputs
 
 SAMPLES = Path(nmod_nlp.__file__).parent / "data" / "squad" / "samples"
 
@@ -30,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--eval_file", help="SQuAD-format dev JSON with answers (default: the shipped sample)")
     data.add_argument("--test_file", help="SQuAD-format JSON to predict, answers not needed (--mode test)")
     data.add_argument("--version_2_with_negative", action="store_true", help="SQuAD v2.0: questions may have no answer")
-    data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
+    recipe.add_data_cache_args(data)
     data.add_argument("--doc_stride", type=recipe.number(int), default=128)
     data.add_argument("--max_query_length", type=recipe.number(int), default=64)
     data.add_argument("--max_seq_length", type=recipe.number(int), default=384)
@@ -64,17 +66,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def demo_defaults(args: argparse.Namespace) -> dict | None:
-    """No encoder named: the built-in MiniLM demo; with no data files either, the shipped sample."""
-    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
-        return None
-    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
-    if not (args.train_file or args.eval_file or args.test_file):
-        suffix = "v2.0" if args.version_2_with_negative else "v1.1"
-        # Sized for a few minutes on 2 CPU cores: short windows, a high lr for the fresh QA head.
-        demo.update(train_file=str(SAMPLES / f"train-{suffix}.json"), eval_file=str(SAMPLES / f"dev-{suffix}.json"),
-                    lr=2e-4, num_epochs=3, batch_size=16, max_seq_length=192, doc_stride=64,
-                    lr_warmup_proportion=0.1, bucket_by_length=True)
-    return demo
+    """No encoder named: the built-in MiniLM demo; with no data files either, the shipped sample, sized
+    for a few minutes on 2 CPU cores: short windows, a high lr for the fresh QA head."""
+    suffix = "v2.0" if args.version_2_with_negative else "v1.1"
+    return recipe.demo_defaults(
+        args, has_data=bool(args.train_file or args.eval_file or args.test_file),
+        train_file=str(SAMPLES / f"train-{suffix}.json"), eval_file=str(SAMPLES / f"dev-{suffix}.json"),
+        lr=2e-4, num_epochs=3, batch_size=16, max_seq_length=192, doc_stride=64, lr_warmup_proportion=0.1,
+        bucket_by_length=True)
 
 
 def main(argv=None) -> dict:
@@ -104,59 +103,54 @@ def main(argv=None) -> dict:
     layers = {mode: data_layer(getattr(args, f"{mode}_file"), mode) for mode in files}
     recipe.start_run(args, nf, "squad")  # inputs checked: work_dir, nmod.log, TensorBoard, args.yaml
 
-    def pipeline(layer: BertQuestionAnsweringDataLayer):
-        batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
-                         attention_mask=batch.attention_mask)
-        logits = qa_head(hidden_states=hidden)
-        out = squad_loss(logits=logits, start_positions=batch.start_positions, end_positions=batch.end_positions,
-                         attention_mask=batch.attention_mask)
-        return layer, batch.unique_ids, out
+    model = recipe.model_graph(encoder, qa_head)  # encoder -> QA head, built once, nested below
+
+    def task_graph(layer: BertQuestionAnsweringDataLayer, mode: OperationMode) -> NeuralGraph:
+        """data layer -> model -> spanning loss; outputs: unique_ids, start_logits, end_logits, loss."""
+        with NeuralGraph(operation_mode=mode, name="squad") as graph:
+            batch = layer()
+            out = squad_loss(logits=model(**encoder_inputs(batch)), start_positions=batch.start_positions,
+                             end_positions=batch.end_positions, attention_mask=batch.attention_mask)
+            graph.outputs.bind([batch.unique_ids, out.start_logits, out.end_logits, out.loss],
+                               names=["unique_ids", "start_logits", "end_logits", "loss"])
+        return graph
+
+    def evaluator(split: str):
+        """The SQuAD decoder of a split: windows -> best answer span per question."""
+        return layers[split].evaluator(args.n_best_size, args.max_answer_length, args.null_score_diff_threshold)
 
     def out_file(name: str) -> str:
         return str(work_dir / name)
 
-    results = {}
     if args.mode == "test":
-        data_layer, unique_ids, out = pipeline(layers["test"])
-        evaluator = data_layer.evaluator(args.n_best_size, args.max_answer_length, args.null_score_diff_threshold)
-        ids, starts, ends = nf.infer([unique_ids, out.start_logits, out.end_logits], checkpoint_dir=args.checkpoint_dir)
+        out = task_graph(layers["test"], OperationMode.inference).output_tensors
+        decoder = evaluator("test")
+        ids, starts, ends = nf.infer([out["unique_ids"], out["start_logits"], out["end_logits"]],
+                                     checkpoint_dir=args.checkpoint_dir)
         for batch in zip(ids, starts, ends):
-            evaluator.add(*batch)
+            decoder.add(*batch)
         if nf.global_rank == 0:
-            evaluator.compute(out_file(args.output_prediction_file), out_file(args.output_nbest_file),
-                              out_file(args.output_null_log_odds_file))
+            decoder.compute(out_file(args.output_prediction_file), out_file(args.output_nbest_file),
+                            out_file(args.output_null_log_odds_file))
             print(f"Wrote {out_file(args.output_prediction_file)} and {out_file(args.output_nbest_file)}")
-        return results
+        return {}
 
-    eval_callback = None
+    evaluators = []
     if args.mode in ("train_eval", "eval"):
-        eval_layer, eval_ids, eval_out = pipeline(layers["eval"])
-        eval_callback = squad_evaluator_callback(
-            eval_ids, eval_out.start_logits, eval_out.end_logits,
-            eval_layer.evaluator(args.n_best_size, args.max_answer_length, args.null_score_diff_threshold),
+        out = task_graph(layers["eval"], OperationMode.evaluation).output_tensors
+        evaluators.append(squad_evaluator_callback(
+            out["unique_ids"], out["start_logits"], out["end_logits"], evaluator("eval"),
             out_file(args.output_prediction_file), out_file(args.output_nbest_file),
-            out_file(args.output_null_log_odds_file), eval_step=args.eval_step_freq,
-            eval_epoch=None if args.eval_step_freq else 1, eval_at_start=args.mode == "train_eval")
+            out_file(args.output_null_log_odds_file), **recipe.eval_schedule(args)))
 
     if args.mode == "eval":
-        nf.eval([eval_callback], checkpoint_dir=args.checkpoint_dir)
-        results["eval"] = eval_callback.results[-1][1]
-        _print_metrics("eval", results["eval"], nf)
-        return results
+        return recipe.evaluate("SQuAD", nf, evaluators, args.checkpoint_dir, fmt=em_f1)
 
-    _, _, train_out = pipeline(layers["train"])
-    recipe.train(nf, args, train_out.loss, [eval_callback] if eval_callback else [])  # + loss logger, checkpoints
+    recipe.train(nf, args, task_graph(layers["train"], OperationMode.training), evaluators)  # + loss logger, ckpts
     qa_head.save_to(str(work_dir / "qa_head.pt"))  # NeMo's file, for --head_checkpoint; work_dir/model has it all
     recipe.save_model(args, nf, task="squad", modules={"encoder": encoder, "qa_head": qa_head}, tokenizer=tokenizer,
                       extra=squad_settings(args))
-    if eval_callback is not None and eval_callback.results:
-        if eval_callback.results[0][0] == 0 and len(eval_callback.results) > 1:  # a resumed run has no "before"
-            results["before"] = eval_callback.results[0][1]
-            _print_metrics("before training", results["before"], nf)
-        results["after"] = eval_callback.results[-1][1]
-        _print_metrics("after training", results["after"], nf)
-    return results
+    return recipe.report_training("SQuAD", nf, evaluators, fmt=em_f1)
 
 
 def squad_settings(args: argparse.Namespace) -> dict:
@@ -167,9 +161,9 @@ def squad_settings(args: argparse.Namespace) -> dict:
             "null_score_diff_threshold": args.null_score_diff_threshold}
 
 
-def _print_metrics(when: str, metrics: dict, nf) -> None:
-    if nf.global_rank == 0:
-        print(f"SQuAD {when}: EM {metrics.get('exact_match', float('nan')):.2f}  F1 {metrics.get('f1', float('nan')):.2f}")
+def em_f1(metrics: dict) -> str:
+    """SQuAD's two numbers, in percent as the official script prints them."""
+    return f"EM {metrics.get('exact_match', float('nan')):.2f}  F1 {metrics.get('f1', float('nan')):.2f}"
 
 
 if __name__ == "__main__":

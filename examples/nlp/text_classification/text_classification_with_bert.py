@@ -16,12 +16,14 @@ import argparse
 from pathlib import Path
 
 import nmod_nlp
+from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import classification_evaluator_callback
 from nmod_nlp.data.text_classification import TextClassificationDataLayer, class_weights
 from nmod_nlp.metrics import classification_report, format_report, save_confusion_matrix
 from nmod_nlp.modules.heads import SequenceClassifier
 from nmod_nlp.modules.losses import CrossEntropyLoss
+from nmod_nlp.ports import encoder_inputs
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "text_classification" / "samples"
 
@@ -37,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--num_eval_samples", type=recipe.optional_number(int), default=None,
                       help="a seeded random subset of N eval sentences (-1: all)")
     data.add_argument("--max_seq_length", type=recipe.number(int, low=4), default=36)
-    data.add_argument("--no_data_cache", action="store_true", help="do not read or write the feature cache")
+    recipe.add_data_cache_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
     recipe.add_sequence_head_args(head)
@@ -61,16 +63,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def demo_defaults(args: argparse.Namespace) -> dict | None:
-    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample."""
-    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
-        return None
-    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
-    if not args.data_dir:
-        # Sized for a minute or two on 2 CPU cores: evaluate per epoch, a higher lr for the fresh head,
-        # and class weights, since the sample's third class is its rarest (20 %).
-        demo.update(data_dir=str(SAMPLE), lr=1e-4, num_epochs=3, batch_size=16, eval_step_freq=None,
-                    class_balancing="weighted_loss")
-    return demo
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample, sized for a
+    minute or two on 2 CPU cores: evaluated per epoch, a higher lr for the fresh head, and class
+    weights, since the sample's third class is its rarest (20 %)."""
+    return recipe.demo_defaults(args, has_data=bool(args.data_dir), data_dir=str(SAMPLE), lr=1e-4, num_epochs=3,
+                                batch_size=16, eval_step_freq=None, class_balancing="weighted_loss")
 
 
 def main(argv=None) -> dict:
@@ -101,16 +98,20 @@ def main(argv=None) -> dict:
     loss_fn = CrossEntropyLoss(weight=weights)
     recipe.start_run(args, nf, "text_classification", graph=("head", "num_output_layers"))  # work_dir, logs, args
 
-    def pipeline(layer):
-        batch = layer()
-        encoded = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
-                          attention_mask=batch.attention_mask)
-        logits = classifier(pooled_output=encoded.pooled_output) if pooled else classifier(hidden_states=encoded)
-        return logits, batch.labels, loss_fn(logits=logits, labels=batch.labels)
+    model = recipe.model_graph(encoder, classifier)  # encoder -> classifier, built once, nested below
+
+    def task_graph(layer: TextClassificationDataLayer, mode: OperationMode) -> NeuralGraph:
+        """data layer -> model -> loss; outputs: logits (B, C), labels, loss."""
+        with NeuralGraph(operation_mode=mode, name="text_classification") as graph:
+            batch = layer()
+            logits = model(**encoder_inputs(batch))
+            graph.outputs.bind([logits, batch.labels, loss_fn(logits=logits, labels=batch.labels)],
+                               names=["logits", "labels", "loss"])
+        return graph
 
     evaluators = []
     if eval_layer is not None:
-        logits, labels, _ = pipeline(eval_layer)
+        out = task_graph(eval_layer, OperationMode.evaluation).output_tensors
 
         def metrics(preds, gold) -> dict:
             report = classification_report(preds, gold, num_classes)
@@ -120,17 +121,15 @@ def main(argv=None) -> dict:
                     "micro_f1": report["micro"]["f1"], "weighted_f1": report["weighted"]["f1"]}
 
         evaluators.append(classification_evaluator_callback(
-            logits, labels, metrics, output_file=str(work_dir / "text_classification.txt"),
+            out["logits"], out["labels"], metrics, output_file=str(work_dir / "text_classification.txt"),
             on_results=lambda preds, gold: save_confusion_matrix(preds, gold, num_classes,
                                                                  work_dir / "confusion_matrix.tsv"),
-            eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-            eval_at_start=args.mode == "train_eval"))
+            **recipe.eval_schedule(args)))
 
     if args.mode == "eval":
         return recipe.evaluate("Text classification", nf, evaluators, args.checkpoint_dir)
 
-    _, _, train_loss = pipeline(train_layer)
-    recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
+    recipe.train(nf, args, task_graph(train_layer, OperationMode.training), evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="text_classification", modules={"encoder": encoder, "head": classifier},
                       tokenizer=tokenizer, labels={"labels": [str(i) for i in range(num_classes)]},
                       extra={"max_seq_length": args.max_seq_length})

@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import Optional
 
 import nmod_nlp
-from nmod.core.errors import ConfigError
+from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import token_classification_evaluator_callback
 from nmod_nlp.data.text_classification import class_weights
 from nmod_nlp.data.token_classification import (LABEL_IDS_FILE, BertTokenClassificationDataLayer, build_label_ids,
-                                                read_label_ids, read_token_classification_files, write_label_ids)
+                                                read_token_classification_files, write_label_ids)
 from nmod_nlp.metrics import is_iob_tagging, save_confusion_matrix
 from nmod_nlp.modules.heads import TokenClassifier
 from nmod_nlp.modules.losses import CrossEntropyLoss
+from nmod_nlp.ports import encoder_inputs
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "token_classification" / "samples"
 
@@ -44,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="pass to count [CLS] and [SEP] in the loss (default: left out, as NeMo)")
     data.add_argument("--ignore_extra_tokens", action="store_false",
                       help="pass to count a word's sub-tokens after the first in the loss (default: left out)")
-    data.add_argument("--use_cache", action="store_true", help="keep the features beside the text files")
+    recipe.add_data_cache_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
     head.add_argument("--head", default="linear", choices=sorted(recipe.TOKEN_HEADS),
@@ -79,40 +80,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def demo_defaults(args: argparse.Namespace) -> Optional[dict]:
-    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample."""
-    if args.pretrained_model_name is not None or args.bert_checkpoint is not None:
-        return None
-    demo = {"pretrained_model_name": recipe.DEMO_MODEL}
-    if not args.data_dir:
-        # Sized for about a minute on 2 CPU cores: a higher lr and less dropout for the fresh head, short
-        # windows, and no checkpoint but the last.
-        demo.update(data_dir=str(SAMPLE), lr=5e-4, num_epochs=2, batch_size=8, max_seq_length=32,
-                    train_step_freq=10, save_epoch_freq=None)
-    return demo
-
-
-def saved_label_ids(checkpoint_dir: Optional[str]) -> Optional[Path]:
-    """The `label_ids.csv` of the run a checkpoint folder belongs to: in it, or one level up (its work_dir)."""
-    if not checkpoint_dir:
-        return None
-    for folder in (Path(checkpoint_dir), Path(checkpoint_dir).parent):
-        if (folder / LABEL_IDS_FILE).is_file():
-            return folder / LABEL_IDS_FILE
-    return None
+    """No encoder named: the built-in MiniLM demo; with no data either, the shipped sample, sized for
+    about a minute on 2 CPU cores: a higher lr for the fresh head, short windows, and no checkpoint
+    but the last."""
+    return recipe.demo_defaults(args, has_data=bool(args.data_dir), data_dir=str(SAMPLE), lr=5e-4, num_epochs=2,
+                                batch_size=8, max_seq_length=32, train_step_freq=10, save_epoch_freq=None)
 
 
 def setup_label_ids(args: argparse.Namespace, train_files: tuple[Path, Path]) -> dict:
     """The run's {label: id}: a trained run's own (eval, resume), else built from the training labels."""
-    saved = saved_label_ids(args.checkpoint_dir or (str(Path(args.work_dir) / "checkpoints") if args.resume else None))
+    saved = recipe.trained_label_ids(args, [LABEL_IDS_FILE])
     if saved is not None:
-        label_ids = read_label_ids(saved)
-        if label_ids.get(args.none_label) != 0:
-            raise ConfigError(f"{saved} gives the none label {args.none_label!r} id {label_ids.get(args.none_label)}, "
-                              f"not 0: pass the --none_label that run used")
-        return label_ids
-    if args.checkpoint_dir and args.mode == "eval":
-        raise ConfigError(f"--checkpoint_dir {args.checkpoint_dir}: no {LABEL_IDS_FILE} in it or one level up; "
-                          f"the label ids must be the trained run's")
+        return saved[0]
     return build_label_ids(read_token_classification_files(*train_files).labels, args.none_label)
 
 
@@ -134,7 +113,7 @@ def main(argv=None) -> dict:
             str(files[0]), str(files[1]), tokenizer=tokenizer, max_seq_length=args.max_seq_length,
             label_ids=label_ids, pad_label=args.none_label, ignore_extra_tokens=args.ignore_extra_tokens,
             ignore_start_end=args.ignore_start_end, batch_size=args.batch_size,
-            shuffle=args.shuffle_data if train else False, use_cache=args.use_cache,
+            shuffle=args.shuffle_data if train else False, use_cache=not args.no_data_cache,
             bucket_by_length=args.bucket_by_length and train)
 
     train_layer = data_layer(train_files, True) if args.mode != "eval" else None
@@ -150,31 +129,34 @@ def main(argv=None) -> dict:
     if nf.global_rank == 0:  # the run's own label ids, for eval, resume and inference
         write_label_ids(work_dir / LABEL_IDS_FILE, label_ids)
 
-    def pipeline(layer):
-        batch = layer()
-        hidden = encoder(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids,
-                         attention_mask=batch.attention_mask)
-        logits = classifier(hidden_states=hidden)
-        return batch, logits, loss_fn(logits=logits, labels=batch.labels, loss_mask=batch.loss_mask)
+    model = recipe.model_graph(encoder, classifier)  # encoder -> classifier, built once, nested below
+
+    def task_graph(layer: BertTokenClassificationDataLayer, mode: OperationMode) -> NeuralGraph:
+        """data layer -> model -> masked loss; outputs: logits (B, T, C), labels, subtokens_mask, loss."""
+        with NeuralGraph(operation_mode=mode, name="ner") as graph:
+            batch = layer()
+            logits = model(**encoder_inputs(batch))
+            loss = loss_fn(logits=logits, labels=batch.labels, loss_mask=batch.loss_mask)
+            graph.outputs.bind([logits, batch.labels, batch.subtokens_mask, loss],
+                               names=["logits", "labels", "subtokens_mask", "loss"])
+        return graph
 
     evaluators = []
     if eval_layer is not None:
-        batch, logits, _ = pipeline(eval_layer)
+        out = task_graph(eval_layer, OperationMode.evaluation).output_tensors
         evaluators.append(token_classification_evaluator_callback(
-            logits, batch.labels, batch.subtokens_mask, label_names, sentences=eval_layer.sentences,
+            out["logits"], out["labels"], out["subtokens_mask"], label_names, sentences=eval_layer.sentences,
             predictions_file=work_dir / "predictions.conll",
             entity_level=is_iob_tagging(label_names, args.none_label),
             print_report=nf.global_rank == 0,
             on_results=lambda preds, gold: save_confusion_matrix(preds, gold, len(label_names),
                                                                  work_dir / "confusion_matrix.tsv", label_names),
-            eval_step=args.eval_step_freq, eval_epoch=None if args.eval_step_freq else 1,
-            eval_at_start=args.mode == "train_eval"))
+            **recipe.eval_schedule(args)))
 
     if args.mode == "eval":
         return recipe.evaluate("NER", nf, evaluators, args.checkpoint_dir)
 
-    _, _, train_loss = pipeline(train_layer)
-    recipe.train(nf, args, train_loss, evaluators)  # with the loss logger and checkpoints
+    recipe.train(nf, args, task_graph(train_layer, OperationMode.training), evaluators)  # with the loss logger and checkpoints
     recipe.save_model(args, nf, task="ner", modules={"encoder": encoder, "head": classifier}, tokenizer=tokenizer,
                       labels={"labels": label_names},
                       extra={"max_seq_length": args.max_seq_length, "none_label": args.none_label})
