@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
         return str(work_dir / name)
 
     if args.mode == "test":
-        out = task_graph(layers["test"], OperationMode.inference).output_tensors
+        out = task_graph(layers["test"], OperationMode.evaluation).output_tensors
         decoder = evaluator("test")
         ids, starts, ends = nf.infer([out["unique_ids"], out["start_logits"], out["end_logits"]],
                                      checkpoint_dir=args.checkpoint_dir)
