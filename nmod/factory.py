@@ -9,6 +9,8 @@ import sys
 from enum import Enum
 from typing import Any, List, Optional, Sequence
 
+from .core.deployment import DeploymentFormat
+
 __all__ = ["NeuralModuleFactory", "DeviceType", "Backend", "DeploymentFormat"]
 
 logger = logging.getLogger("nmod")
@@ -22,16 +24,6 @@ class DeviceType(Enum):
 
 class Backend(Enum):
     PyTorch = "pytorch"
-
-
-class DeploymentFormat(Enum):
-    """What `NeuralModuleFactory.deployment_export` writes (NeMo 0.11's names); ``AUTO`` picks it from the
-    output's extension: ``.onnx`` ONNX, ``.ts``/``.pt`` TorchScript, ``.pth``/``.bin`` PyTorch weights + YAML."""
-
-    AUTO = 0
-    PYTORCH = 1
-    TORCHSCRIPT = 2
-    ONNX = 3
 
 
 class NeuralModuleFactory:

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
 
 from . import config as cfg
 from .errors import ConfigFieldError, GraphCycleError, GraphError, NmodError
 from .module import NeuralModule
 from .tensor import ModuleCall, NmTensor
 
-__all__ = ["Graph"]
+__all__ = ["Graph", "run_calls"]
 
 
 class Graph:
@@ -168,6 +168,19 @@ class Graph:
             src, port = _split_ref(ref, where)
             outputs.append(_output_port(produced[src], port, f"{where}: output '{ref}'"))
         return cls(outputs)
+
+
+def run_calls(calls: Sequence[ModuleCall], values: Dict[tuple, Any],
+              invoke: Callable[[NeuralModule, dict], Any]) -> Dict[tuple, Any]:
+    """The graph walk every executor and export shares: each call of ``calls`` in order, its inputs read
+    from ``values`` (``{(call uid, port): value}``, the sources' outputs already in it) and its outputs
+    added to it. ``invoke(module, kwargs)`` runs one module (the executor calls it, a tracer bypasses
+    the wiring check)."""
+    for call in calls:
+        out = invoke(call.module, {p: values[(t.call.uid, t.port)] for p, t in call.inputs.items()})
+        names = list(call.module.output_ports)
+        values.update(zip(((call.uid, n) for n in names), out if len(names) > 1 else (out,)))
+    return values
 
 
 def _output_port(produced: object, port: str, where: str) -> NmTensor:

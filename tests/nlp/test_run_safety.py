@@ -270,9 +270,10 @@ def test_glue_predictor_gives_the_recipes_dev_predictions(runs):
 def test_a_save_killed_half_way_leaves_no_hidden_folders(tmp_path):
     import torch
 
-    from nmod.backends.pytorch.checkpoint import save_checkpoint
+    from nmod.backends.pytorch.checkpoint import TrainerState, save_checkpoint
 
     (tmp_path / ".step-00000003.x1y2").mkdir()  # what a hard kill during a save leaves
     (tmp_path / ".step-00000002.old.abc").mkdir()
-    save_checkpoint(tmp_path, 4, {"m": torch.nn.Linear(2, 2)}, {"m": "torch.nn.Linear"}, {"step": 4}, keep=2)
+    save_checkpoint(tmp_path, step=4, modules={"m": torch.nn.Linear(2, 2)}, module_classes={"m": "torch.nn.Linear"},
+                    trainer_state=TrainerState(4, 0, 0, {}, {}, [], {}, 1), keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004"]

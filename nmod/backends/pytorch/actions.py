@@ -15,8 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from nmod.actions import Actions, graph_tensors, validate_optimization_params
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, TrainingState
-from nmod.core import Graph, GraphError, NmTensor
-from nmod.core.config import class_path
+from nmod.core import Graph, GraphError, NmTensor, run_calls
 from nmod.core.errors import CheckpointError, MissingFileError
 from nmod.log import get_logger
 from nmod.optim import LRPolicy, get_optimizer
@@ -60,12 +59,7 @@ class GraphRunner(torch.nn.Module):
         if len(batch) != len(ports):
             raise ValueError(f"{self.data_layer.name} yielded {len(batch)} values for ports {ports}")
         values: Dict[tuple, Any] = {(self.data_call.uid, p): v for p, v in zip(ports, batch)}
-        for call in self._steps:
-            kwargs = {p: values[(t.call.uid, t.port)] for p, t in call.inputs.items()}
-            out = call.module(**kwargs)
-            names = list(call.module.output_ports)
-            outs = out if len(names) > 1 else (out,)
-            values.update({(call.uid, n): v for n, v in zip(names, outs)})
+        run_calls(self._steps, values, lambda module, kwargs: module(**kwargs))
         return [values[(t.call.uid, t.port)] for t in wanted]
 
 
@@ -75,8 +69,10 @@ def _key(name: str) -> str:
 
 @dataclass
 class TrainingRun:
-    """The objects of the active `train()` call and how it steps; checkpoints save and restore it."""
+    """The objects of the active `train()` call and how it steps; checkpoints save and restore it.
+    `state` is the one record of where the run is, the object callbacks are given."""
 
+    state: TrainingState
     runner: GraphRunner  # the whole graph as one nn.Module
     model: torch.nn.Module  # what the forward pass calls: `runner`, or DDP wrapped around it
     optimizer: torch.optim.Optimizer
@@ -116,8 +112,8 @@ class PtActions(Actions):
         self.seed = seed
         self.tb_writer = tb_writer
         self.progress_bar = progress_bar
-        self.state: Optional[TrainingState] = None  # what callbacks see; kept after train() returns
         self._run: Optional[TrainingRun] = None  # set while train() runs
+        self.state: Optional[TrainingState] = None  # the current run's `run.state`, kept once train() returns
         self._infer_cache: Dict[int, _CachedBatches] = {}  # id(data layer) -> its batches
 
     @property
@@ -175,7 +171,7 @@ class PtActions(Actions):
 
         # 2. the graph as one module, its trainable weights, the optimizer over them
         wanted = losses + [t for cb in callbacks for t in cb.tensors if all(t is not l for l in losses)]
-        runner = self._setup_runner(wanted)
+        runner = self._runner(wanted)
         model_params, master_params, named_master = self._setup_params(runner)
         if isinstance(optimizer, torch.optim.Optimizer):
             opt = optimizer
@@ -192,14 +188,14 @@ class PtActions(Actions):
         total_steps, num_epochs = self._count_steps(runner.data_layer, params, batches_per_step)
         lr_policy = bind_lr_policy(lr_policy, total_steps)
 
+        state = TrainingState(actions=self, is_main=self.is_main, tb_writer=self.tb_writer, lr=params["lr"],
+                              total_steps=total_steps)
         run = TrainingRun(
-            runner=runner, model=model, optimizer=opt, scaler=DynamicLossScaler(enabled=self.precision.loss_scaling),
+            state=state, runner=runner, model=model, optimizer=opt, scaler=DynamicLossScaler(enabled=self.precision.loss_scaling),
             model_params=model_params, master_params=master_params, losses=losses, wanted=wanted,
             peak_lr=params["lr"], lr_policy=lr_policy, grad_norm_clip=params.get("grad_norm_clip"),
             stop_on_nan_loss=stop_on_nan_loss, batches_per_step=batches_per_step,
             total_steps=total_steps, num_epochs=num_epochs)
-        state = TrainingState(actions=self, is_main=self.is_main, tb_writer=self.tb_writer, lr=params["lr"],
-                              total_steps=total_steps)
         self.state, self._run = state, run
         try:
             # 4. resume from the latest checkpoint, if any, before any other callback sees the state
@@ -219,8 +215,9 @@ class PtActions(Actions):
                 del run, model
                 gc.collect()
 
-    def _setup_runner(self, wanted: List[NmTensor]) -> GraphRunner:
-        runner = GraphRunner(Graph(wanted)).to(self.device)
+    def _runner(self, tensors: Sequence[NmTensor]) -> GraphRunner:
+        """The graph computing ``tensors`` as one module, on the device, in the precision's weight dtype."""
+        runner = GraphRunner(Graph(list(tensors))).to(self.device)
         if self.precision.half_weights:
             runner.to(self.precision.dtype)
         return runner
@@ -249,7 +246,7 @@ class PtActions(Actions):
         return params["num_epochs"] * steps_per_epoch, params["num_epochs"]
 
     def _train_loop(self, run: TrainingRun, callbacks: List[Callback]) -> None:
-        state = self.state
+        state = run.state
         data_layer = run.runner.data_layer
         bar = self._progress(run.total_steps, state.step)
         t_start = time.time()
@@ -288,7 +285,7 @@ class PtActions(Actions):
 
     def _train_step(self, run: TrainingRun, group: List[list]) -> None:
         """One optimizer update from `group`, this step's micro-batches (gradient accumulation)."""
-        state = self.state
+        state = run.state
 
         # 1. the learning rate: a pure function of the step count, so a resumed run gets the same one
         state.lr = run.lr_policy(run.peak_lr, state.step, state.epoch) if run.lr_policy is not None else run.peak_lr
@@ -365,34 +362,28 @@ class PtActions(Actions):
 
     # ------------------------------------------------------------------------------------------
     # checkpoints
-    def _checkpoint_modules(self) -> tuple[Dict[str, torch.nn.Module], Dict[str, str]]:
-        trainable = self._active_run("checkpoints").runner.trainable
-        files = ckpt.module_file_names([m.name for m in trainable])
-        modules = {files[m.name]: m for m in trainable}
-        classes = {files[m.name]: class_path(type(m)) for m in trainable}
-        return modules, classes
-
     def _active_run(self, what: str) -> TrainingRun:
         if self._run is None:
             raise RuntimeError(f"{what} are only available while training (inside train(), e.g. from a callback)")
         return self._run
 
-    def _trainer_state(self) -> dict:
-        s, run = self.state, self._active_run("checkpoints")
-        return {"step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch,
-                "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
-                "master": [p.detach() for p in run.master_params] if run.has_master_copy else [],
-                "lr_policy": run.lr_policy.state_dict() if isinstance(run.lr_policy, LRPolicy) else None,
-                "rng": ckpt.rng_state(), "world_size": self.dist.world_size, "seed": self.seed}
+    def _trainer_state(self, run: TrainingRun) -> ckpt.TrainerState:
+        s = run.state
+        return ckpt.TrainerState(
+            step=s.step, epoch=s.epoch, batch_in_epoch=s.batch_in_epoch, optimizer=run.optimizer.state_dict(),
+            scaler=run.scaler.state_dict(), master=[p.detach() for p in run.master_params] if run.has_master_copy else [],
+            lr_policy=run.lr_policy.state_dict() if isinstance(run.lr_policy, LRPolicy) else None,
+            rng=ckpt.rng_state(), world_size=self.dist.world_size, seed=self.seed)
 
     def save_checkpoint(self, folder: str, keep: int) -> None:
         """Rank 0 writes `folder/step-XXXXXXXX/`; a failed write stops every rank (CheckpointWriteError)."""
-        self._active_run("checkpoints")
+        run = self._active_run("checkpoints")
         error: Optional[BaseException] = None
         if self.is_main:
-            modules, classes = self._checkpoint_modules()
+            modules, classes = ckpt.module_files(run.runner.trainable)
             try:
-                path = ckpt.save_checkpoint(folder, self.state.step, modules, classes, self._trainer_state(), keep)
+                path = ckpt.save_checkpoint(folder, step=run.state.step, modules=modules, module_classes=classes,
+                                            trainer_state=self._trainer_state(run), keep=keep)
                 logger.info(f"Saved checkpoint {path}")
             except Exception as e:  # raised below, once the other ranks know to stop too
                 error = e
@@ -402,7 +393,7 @@ class PtActions(Actions):
             raise error
         if not saved_everywhere:
             raise ckpt.CheckpointWriteError(
-                f"Rank 0 could not write checkpoint step-{self.state.step:08d} in {folder} (its log has the "
+                f"Rank 0 could not write checkpoint step-{run.state.step:08d} in {folder} (its log has the "
                 "reason); training stops on every rank, and the earlier checkpoints are intact.")
 
     def restore_checkpoint(self, folder: Optional[str], required: bool = False) -> bool:
@@ -420,39 +411,32 @@ class PtActions(Actions):
             if required:
                 raise MissingFileError(f"No checkpoint (step-*/manifest.json) in {folder}")
             return False
-        modules, classes = self._checkpoint_modules()
-        ckpt.load_module_weights(path, modules, classes)
+        ckpt.load_module_weights(path, *ckpt.module_files(run.runner.trainable))
         t = ckpt.load_trainer_state(path)
-        if t["world_size"] != self.dist.world_size:
-            logger.warning(f"{path} was written with {t['world_size']} processes, resuming with "
+        if t.world_size != self.dist.world_size:
+            logger.warning(f"{path} was written with {t.world_size} processes, resuming with "
                            f"{self.dist.world_size}: the data order will differ from an uninterrupted run")
-        run.optimizer.load_state_dict(t["optimizer"])
-        run.scaler.load_state_dict(t["scaler"])
-        if isinstance(run.lr_policy, LRPolicy) and t.get("lr_policy") is not None:
-            run.lr_policy.load_state_dict(t["lr_policy"])  # warns when the run's length or settings changed
-        if t["master"]:
+        run.optimizer.load_state_dict(t.optimizer)
+        run.scaler.load_state_dict(t.scaler)
+        if isinstance(run.lr_policy, LRPolicy) and t.lr_policy is not None:
+            run.lr_policy.load_state_dict(t.lr_policy)  # warns when the run's length or settings changed
+        if t.master:
             with torch.no_grad():
-                for master, saved in zip(run.master_params, t["master"]):
+                for master, saved in zip(run.master_params, t.master):
                     master.copy_(saved)
-        s = self.state
-        s.step, s.epoch, s.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
-        ckpt.set_rng_state(t["rng"])
+        s = run.state
+        s.step, s.epoch, s.batch_in_epoch = t.step, t.epoch, t.batch_in_epoch
+        ckpt.set_rng_state(t.rng)
         if self.is_main:
             logger.info(f"Resumed from {path} at step {s.step}, epoch {s.epoch}")
         return True
 
     # ------------------------------------------------------------------------------------------
     # eval / infer
-    def _eval_runner(self, tensors: Sequence[NmTensor]) -> GraphRunner:
-        runner = GraphRunner(Graph(list(tensors))).to(self.device)
-        if self.precision.half_weights:
-            runner.to(self.precision.dtype)
-        return runner
-
     @torch.no_grad()
     def iterate_eval(self, tensors: Sequence[NmTensor]) -> Iterator[Dict[str, List[Any]]]:
         """Yield, per batch index, `{tensor.name: [value from each rank]}` (for EvaluatorCallback)."""
-        runner = self._eval_runner(tensors)
+        runner = self._runner(tensors)
         was_training = [m.training for m in runner.trainable]
         runner.eval()
         try:
@@ -488,7 +472,7 @@ class PtActions(Actions):
         if cache and use_cache:
             raise ValueError("infer(cache=True, use_cache=True): cache=True loads and keeps the batches, "
                              "use_cache=True reads kept ones; pass one of them")
-        runner = self._eval_runner(tensors)
+        runner = self._runner(tensors)
         if checkpoint_dir is not None:
             ckpt.load_latest(checkpoint_dir, runner.trainable)
         dl = runner.data_layer

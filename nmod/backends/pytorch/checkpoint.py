@@ -13,20 +13,20 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from nmod.core.config import plain_permissions
+from nmod.core.config import class_path, plain_permissions
 from nmod.core.errors import CheckpointError, MissingFileError
 from nmod.log import get_logger
 
 from .serialization import FileDigest, file_digest, load_weights, save_hashed
 
-__all__ = ["check_fits", "save_checkpoint", "latest_checkpoint", "newest_intact_checkpoint", "verify_checkpoint",
+__all__ = ["TrainerState", "check_fits", "save_checkpoint", "module_files", "latest_checkpoint", "newest_intact_checkpoint", "verify_checkpoint",
            "read_manifest", "rng_state", "set_rng_state", "CheckpointProblem", "CheckpointMismatchError",
            "CheckpointDamagedError", "CheckpointWriteError", "FORMAT"]
 
@@ -65,8 +65,45 @@ class CheckpointProblem:
         return f"{self.file}: {self.what}"
 
 
-def save_checkpoint(folder: str | os.PathLike, step: int, modules: Dict[str, torch.nn.Module],
-                    module_classes: Dict[str, str], trainer_state: dict, keep: int) -> Path:
+@dataclass
+class TrainerState:
+    """What a checkpoint holds besides the weights (its ``trainer.pt``): where the run is, and the state
+    of its optimizer, loss scaler, master weights, lr policy and RNGs. Stored as a plain dict of these
+    fields, which ``torch.load(weights_only=True)`` reads."""
+
+    step: int  # optimizer steps completed
+    epoch: int
+    batch_in_epoch: int  # micro-batches of the epoch consumed: a run resumes mid-epoch
+    optimizer: dict
+    scaler: dict
+    master: list  # the fp32 master weights (O2); empty at every other precision
+    rng: dict  # rng_state()
+    world_size: int  # the processes that wrote it: another count changes the data order
+    lr_policy: Optional[dict] = None  # an LRPolicy's state_dict; None for a plain function
+    seed: Optional[int] = None
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # not asdict: it would copy every tensor
+
+    @classmethod
+    def from_dict(cls, stored: dict, where: str | os.PathLike) -> "TrainerState":
+        known = {f.name for f in fields(cls)}
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in stored]
+        if missing:
+            raise CheckpointError(f"{where} lacks {missing}: it is not an nmod trainer state")
+        return cls(**{k: v for k, v in stored.items() if k in known})
+
+
+def module_files(modules: Sequence[torch.nn.Module]) -> tuple[Dict[str, torch.nn.Module], Dict[str, str]]:
+    """``({file name: module}, {file name: class path})`` for a checkpoint's modules (``TrainableNM``s,
+    named by ``module.name``)."""
+    files = module_file_names([m.name for m in modules])
+    by_file = {files[m.name]: m for m in modules}
+    return by_file, {name: class_path(type(m)) for name, m in by_file.items()}
+
+
+def save_checkpoint(folder: str | os.PathLike, *, step: int, modules: Dict[str, torch.nn.Module],
+                    module_classes: Dict[str, str], trainer_state: TrainerState, keep: int) -> Path:
     """Write `folder/step-XXXXXXXX/` atomically, check it, then prune all but the newest `keep` checkpoints.
 
     The files go to a hidden temp folder, hashed as they are written, with a manifest of their sizes and
@@ -88,7 +125,7 @@ def save_checkpoint(folder: str | os.PathLike, step: int, modules: Dict[str, tor
             writing = f"{name}.pt"
             files[writing] = save_hashed(module.state_dict(), tmp / writing)
         writing = TRAINER
-        files[TRAINER] = save_hashed(trainer_state, tmp / TRAINER)
+        files[TRAINER] = save_hashed(trainer_state.to_dict(), tmp / TRAINER)
         writing = MANIFEST
         manifest = {"format": FORMAT, "step": step, "modules": module_classes,
                     "files": {f: d.to_json() for f, d in files.items()}}
@@ -376,9 +413,7 @@ def load_latest(folder: str | os.PathLike, modules: Sequence[torch.nn.Module]) -
     path = newest_intact_checkpoint(folder)
     if path is None:
         raise MissingFileError(f"No checkpoint (step-*/manifest.json) in {folder}")
-    files = module_file_names([m.name for m in modules])
-    by_file = {files[m.name]: m for m in modules}
-    classes = {k: f"{type(m).__module__}.{type(m).__qualname__}" for k, m in by_file.items()}
+    by_file, classes = module_files(modules)
     load_module_weights(path, by_file, classes, allow_extra=True)
     return path
 
@@ -411,8 +446,8 @@ def _to_tuple(value):
     return value
 
 
-def load_trainer_state(path: Path) -> dict:
-    return load_weights(path / TRAINER)
+def load_trainer_state(path: Path) -> TrainerState:
+    return TrainerState.from_dict(load_weights(path / TRAINER), path / TRAINER)
 
 
 def module_file_names(names: Sequence[str]) -> Dict[str, str]:

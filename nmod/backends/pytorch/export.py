@@ -12,11 +12,12 @@ The batch and time axes of every port (``B`` and ``T`` in its neural type) are d
 exported file, so it runs on other batch sizes and sequence lengths than the example's.
 
 TorchScript and ONNX are traced, once, on ``input_example``, in eval mode. Tracing records one path
-through the Python code, so the export is made to take the path that is right for every input:
-encoders run their padded attention (``attention_impl="padded"``; the packed path's layout depends on
-the mask's values, which a trace would freeze), and a ``MaskType`` input that masks nothing in the
-example gets one padding position for the trace, so the masking is recorded rather than skipped.
-Both only change what is traced, never the weights or the example given.
+through the Python code, so the export is made to take the path that is right for every input: each
+module's ``tracing()`` hook is entered around the trace (the encoders run their padded attention
+there, since the packed path's layout depends on the mask's values, which a trace would freeze), and
+a ``MaskType`` input that masks nothing in the example gets one padding position for the trace, so
+the masking is recorded rather than skipped. Both only change what is traced, never the weights or
+the example given.
 """
 from __future__ import annotations
 
@@ -28,8 +29,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from nmod.core import Graph, NeuralGraph, NeuralModule, NmodError, NmTensor
-from nmod.factory import DeploymentFormat  # defined with the factory's other enums, so `import nmod` needs no torch
+from nmod.core import DeploymentFormat, Graph, NeuralGraph, NeuralModule, NmodError, NmTensor, run_calls
 from nmod.types import AxisKind, MaskType, NeuralType
 
 __all__ = ["DeploymentFormat", "ExportError", "deployment_export", "ExportedGraph"]
@@ -101,11 +101,7 @@ class ExportedGraph(torch.nn.Module):
             out = torch.nn.Module.__call__(self._modules_in_order[0], **dict(zip(self.input_names, inputs)))
             return tuple(out) if isinstance(out, tuple) else (out,)
         values: Dict[tuple, Any] = {(self._source.uid, p): v for p, v in zip(self.input_names, inputs)}
-        for call in self._calls:
-            kwargs = {p: values[(t.call.uid, t.port)] for p, t in call.inputs.items()}
-            out = torch.nn.Module.__call__(call.module, **kwargs)
-            names = list(call.module.output_ports)
-            values.update(zip(((call.uid, n) for n in names), out if len(names) > 1 else (out,)))
+        run_calls(self._calls, values, lambda module, kwargs: torch.nn.Module.__call__(module, **kwargs))
         return tuple(values[(t.call.uid, t.port)] for t in self._outputs)
 
     def dynamic_axes(self) -> Dict[str, Dict[int, str]]:
@@ -216,22 +212,20 @@ def _example_tuple(wrapper: ExportedGraph, input_example: Any) -> Tuple[torch.Te
 
 @contextlib.contextmanager
 def _tracing_mode(wrapper: ExportedGraph) -> Iterator[None]:
-    """Eval mode and padded attention while tracing; both put back afterwards."""
+    """Eval mode and each module's ``tracing()`` hook while tracing; both undone afterwards."""
     was_training = wrapper.training
-    impls = [(m, m.attention_impl) for m in wrapper.modules() if isinstance(getattr(m, "attention_impl", None), str)]
     wrapper.eval()
-    for m, _ in impls:
-        m.attention_impl = "padded"
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.ExitStack() as hooks:
+            for module in wrapper._modules_in_order:
+                if hasattr(module, "tracing"):
+                    hooks.enter_context(module.tracing())
             # The encoders' data-dependent branches (the mask check, the length check) are the ones this
             # module makes safe to trace (see its docstring); the tracer still warns about them.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning,
                                     module=r"nmod_nlp\.modules\.(encoders|heads)")
             yield
     finally:
-        for m, impl in impls:
-            m.attention_impl = impl
         wrapper.train(was_training)
 
 

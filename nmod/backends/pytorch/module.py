@@ -1,6 +1,7 @@
 """PyTorch neural modules: NeuralModule ports + torch.nn.Module weights."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterator, Optional
 
 import torch
@@ -39,6 +40,13 @@ class TrainableNM(NeuralModule, torch.nn.Module):
     def unfreeze(self) -> None:
         for p in self.parameters():
             p.requires_grad_(True)
+
+    @contextlib.contextmanager
+    def tracing(self) -> Iterator[None]:
+        """Entered around a trace (TorchScript and ONNX export, ``nmod.backends.pytorch.export``): a module
+        whose Python takes an input-dependent branch picks, for the trace, the one right for every input.
+        Nothing by default."""
+        yield
 
     def save_to(self, path: str) -> None:
         atomic_torch_save(self.state_dict(), path)

@@ -9,7 +9,9 @@ where the packed layout pays off.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +118,17 @@ def choose_layout(attention_mask: torch.Tensor, attention_impl: str = "auto") ->
         padding_fraction = 1.0 - float((attention_mask != 0).float().mean()) if attention_mask.numel() else 0.0
         attention_impl = "unpadded" if padding_fraction >= UNPAD_MIN_PADDING_FRACTION else "padded"
     return Packed(attention_mask) if attention_impl == "unpadded" else Padded(attention_mask)
+
+
+@contextlib.contextmanager
+def padded_attention(encoder) -> Iterator[None]:
+    """An encoder's ``tracing()`` hook: the packed layout depends on the mask's values, which a trace
+    would freeze, so a trace records the padded path (``attention_impl="padded"``), put back after."""
+    impl, encoder.attention_impl = encoder.attention_impl, "padded"
+    try:
+        yield
+    finally:
+        encoder.attention_impl = impl
 
 
 def prepare_inputs(input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,

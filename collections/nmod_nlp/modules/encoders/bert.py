@@ -16,7 +16,7 @@ from nmod.backends.pytorch import TrainableNM
 from nmod.core.errors import ConfigError
 
 from ...ports import bert_input_ports
-from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
+from .attention import ATTENTION_IMPLS, Packed, Padded, padded_attention, prepare_inputs
 from .checkpoint_io import has_pooler
 from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint, renamed_bert_state
 from .megatron import ACTIVATIONS, Pooler, encoder_output_ports, init_weights, resolve_add_pooler
@@ -264,6 +264,9 @@ class BERT(TrainableNM):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
         return self.bert(input_ids, token_type_ids, attention_mask, self.attention_impl)
+
+    def tracing(self):
+        return padded_attention(self)  # the packed layout would be frozen by a trace
 
     @property
     def hidden_size(self) -> int:

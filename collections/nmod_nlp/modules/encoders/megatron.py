@@ -19,7 +19,7 @@ from nmod.core.errors import ConfigError
 from nmod.types import ChannelType, NeuralType
 
 from ...ports import bert_input_ports
-from .attention import ATTENTION_IMPLS, Packed, Padded, prepare_inputs
+from .attention import ATTENTION_IMPLS, Packed, Padded, padded_attention, prepare_inputs
 from .checkpoint_io import check_vocab_fits
 from .megatron_checkpoint import read_megatron_checkpoint
 from .megatron_config import ACTIVATION_NAMES, CONFIG_FIELDS, MegatronBertConfig, count_vocab, padded_vocab_size
@@ -276,6 +276,9 @@ class MegatronBERT(TrainableNM):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
         return self.language_model(input_ids, token_type_ids, attention_mask, self.attention_impl)
+
+    def tracing(self):
+        return padded_attention(self)  # the packed layout would be frozen by a trace
 
     @property
     def hidden_size(self) -> int:
