@@ -45,14 +45,14 @@ class Padded:
         """Zeros at padding, so the output never depends on what the padding held."""
         if self.key_mask is None:
             return x
-        return x.masked_fill(~self.mask.view(*self.mask.shape, *[1] * (x.dim() - 2)), 0.0)
+        return x.masked_fill(~self.mask.view(*self.mask.shape, *[1] * (x.dim() - 2)), 0.0)  # mask (B, T, 1, ...)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
         """``q, k, v``: ``(B, T, H, hd)`` -> ``(B, T, H, hd)``."""
-        out = F.scaled_dot_product_attention(
+        out = F.scaled_dot_product_attention(  # SDPA wants (B, H, T, hd)
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=self.key_mask, dropout_p=dropout_p
         )
-        return out.transpose(1, 2)
+        return out.transpose(1, 2)  # (B, T, H, hd)
 
 
 class Packed:
@@ -92,10 +92,10 @@ class Packed:
         outs = []
         for seq_q, seq_k, seq_v in zip(*(t.split(self.lengths) for t in (q, k, v))):
             if seq_q.shape[0]:
-                seq = F.scaled_dot_product_attention(
+                seq = F.scaled_dot_product_attention(  # (H, L, hd) for a sequence of L tokens
                     seq_q.transpose(0, 1), seq_k.transpose(0, 1), seq_v.transpose(0, 1), dropout_p=dropout_p
                 )
-                outs.append(seq.transpose(0, 1))
+                outs.append(seq.transpose(0, 1))  # (L, H, hd)
         return torch.cat(outs) if outs else q.new_zeros(q.shape)
 
     #: Jagged nested tensors reach the fused varlen kernels (flash / memory-efficient) on CUDA.

@@ -94,8 +94,10 @@ class BertSelfAttention(nn.Module):
         self.dropout_p = cfg.attention_probs_dropout_prob
 
     def forward(self, x, layout: Padded | Packed):
-        q, k, v = (proj(x).unflatten(-1, (self.num_heads, -1)) for proj in (self.query, self.key, self.value))
-        return layout.attend(q, k, v, self.dropout_p if self.training else 0.0).flatten(-2)
+        # x: (B, T, D) padded or (N, D) packed; "..." below is (B, T) or (N,).
+        q, k, v = (proj(x).unflatten(-1, (self.num_heads, -1))  # each (..., H, Dh)
+                   for proj in (self.query, self.key, self.value))
+        return layout.attend(q, k, v, self.dropout_p if self.training else 0.0).flatten(-2)  # (..., D)
 
 
 class BertResidualOutput(nn.Module):

@@ -61,10 +61,11 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, layout: Padded | Packed):
         # Rows of query_key_value are ordered [heads, (q, k, v), head_dim]: checkpoint_version >= 2.
-        qkv = self.query_key_value(x).unflatten(-1, (self.num_heads, 3 * self.head_dim))
-        q, k, v = qkv.chunk(3, dim=-1)
-        out = layout.attend(q, k, v, self.dropout_p if self.training else 0.0)
-        return self.dense(out.flatten(-2))
+        # x: (B, T, D) padded or (N, D) packed; "..." below is (B, T) or (N,).
+        qkv = self.query_key_value(x).unflatten(-1, (self.num_heads, 3 * self.head_dim))  # (..., H, 3 * Dh)
+        q, k, v = qkv.chunk(3, dim=-1)  # each (..., H, Dh)
+        out = layout.attend(q, k, v, self.dropout_p if self.training else 0.0)  # (..., H, Dh)
+        return self.dense(out.flatten(-2))  # (..., D)
 
 
 class MLP(nn.Module):
