@@ -13,14 +13,15 @@ still accept ``-1`` and read it as ``None``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import nmod
-from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
 from nmod.actions import graph_tensors
+from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
 from nmod.core import NeuralGraph, NeuralModule, NmodError, NmTensor, OperationMode
 from nmod.core.config import write_yaml
 from nmod.core.errors import ConfigError, MissingFileError
@@ -29,9 +30,9 @@ from nmod.optim import get_lr_policy
 
 from .data.token_classification import read_label_ids
 from .model_folder import save_model_folder
-from .ports import head_inputs
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
 from .modules.encoders.checkpoint_io import check_vocab_fits
+from .ports import head_inputs
 from .run_folder import ARGS_FILE, checkpoint_folder
 from .run_folder import check_run_folder as check_run_folder_rule
 from .tokenizers import BertWordPieceTokenizer, get_tokenizer
@@ -42,8 +43,13 @@ __all__ = [
     "add_data_cache_args",
     "eval_schedule",
     "model_graph",
-    "trained_run_file",
+    "trained_run_folders",
+    "trained_label_ids",
     "add_encoder_args",
+    "add_run_args",
+    "add_token_data_args",
+    "mode_splits",
+    "check_data_args",
     "add_training_args",
     "add_output_args",
     "add_sequence_head_args",
@@ -67,9 +73,11 @@ __all__ = [
     "check_run_folder",
     "start_run",
     "number",
-    "add_infer_args",
+    "infer_parser",
     "infer_model_dir",
+    "load_predictor",
     "read_queries",
+    "print_json_lines",
     "save_model",
     "run",
 ]
@@ -162,6 +170,48 @@ def add_sequence_head_args(group: argparse._ArgumentGroup) -> None:
                             "mlp: NeMo 0.11's MLP on the [CLS] hidden state")
     group.add_argument("--num_output_layers", type=optional_number(int), default=None,
                        help="Linear layers of the head (default: 1 with --head pooler, 2 with --head mlp, as NeMo)")
+
+
+def add_run_args(parser: argparse.ArgumentParser, work_dir: str, modes: Sequence[str] = ("train_eval", "train", "eval"),
+                 mode_help: Optional[str] = None) -> None:
+    """``--mode`` (default ``train_eval``), the training flags and the output flags: what every recipe has."""
+    parser.add_argument("--mode", default="train_eval", choices=list(modes), help=mode_help)
+    add_training_args(parser)
+    add_output_args(parser, work_dir=work_dir)
+
+
+def add_token_data_args(group: argparse._ArgumentGroup, none_label: str = "--none_label",
+                        none_help: str = "the label of words outside any entity (id 0)", max_seq_length: int = 128,
+                        what: str = "sentences") -> None:
+    """The word-labelling tasks' data flags (NER, punctuation, slots), NeMo's names and defaults: windows,
+    the none label, which sub-tokens the loss counts, the feature cache."""
+    group.add_argument("--max_seq_length", type=number(int, low=3), default=max_seq_length,
+                       help=f"sub-tokens per window, [CLS] and [SEP] included; longer {what} become several windows")
+    group.add_argument(none_label, default="O", help=none_help)
+    group.add_argument("--ignore_start_end", action="store_false",
+                       help="pass to count [CLS] and [SEP] in the loss (default: left out, as NeMo)")
+    group.add_argument("--ignore_extra_tokens", action="store_false",
+                       help="pass to count a word's sub-tokens after the first in the loss (default: left out)")
+    add_data_cache_args(group)
+
+
+def mode_splits(mode: str, train: str, evaluation: str) -> list[str]:
+    """The splits (file names or prefixes) a ``--mode`` reads: the training one, the evaluation one, or both."""
+    return {"train": [train], "eval": [evaluation]}.get(mode, [train, evaluation])
+
+
+def check_data_args(parser: argparse.ArgumentParser, args: argparse.Namespace, data_files: Sequence[str],
+                    required: Sequence[str] = ("data_dir",), eval_needs_checkpoint: bool = True) -> None:
+    """After parsing, before anything is read or written: the data flags are given (else the demo's hint),
+    ``--mode eval`` has the ``--checkpoint_dir`` it scores, and every file of ``data_files`` the run reads
+    is in ``--data_dir``."""
+    missing = [f"--{n}" for n in required if not getattr(args, n)]
+    if missing:
+        parser.error(f"{' and '.join(missing)} required (or pass no encoder flags for the built-in demo)")
+    check_files_exist(parser, args, ["data_dir"])
+    if eval_needs_checkpoint and args.mode == "eval" and not args.checkpoint_dir:
+        parser.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
+    check_data_files(parser, args.data_dir, data_files)
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -554,14 +604,20 @@ def run(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> Any:
 
 # ---- inference scripts ------------------------------------------------------------------------------
 
-def add_infer_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
-    """What every ``*_infer.py`` script reads: the model folder a training run wrote (``--model_dir``,
-    default ``<work_dir>/model`` of the recipe's default ``--work_dir``), how to batch, where to run.
+def infer_parser(doc: str, work_dir: str, queries: Optional[str] = None, input_file: Optional[str] = None
+                 ) -> argparse.ArgumentParser:
+    """The parser of an ``*_infer.py`` script: the model folder a training run wrote (``--model_dir``,
+    default ``<work_dir>/model`` of the recipe's default ``--work_dir``), how to batch, where to run,
+    and, given their help texts, ``--queries`` (also NeMo's repeated ``--query``) and ``--input_file``.
 
     The older spellings still work: ``--work_dir`` (``--run_dir``) names the run folder, and
     ``--checkpoint_dir`` its ``checkpoints/``; either means the ``model/`` folder beside them.
     """
-    p = parser
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if queries:
+        p.add_argument("--queries", "--query", nargs="+", action="extend", help=queries)
+    if input_file:
+        p.add_argument("--input_file", help=input_file)
     p.add_argument("--model_dir", default=None,
                    help=f"the model folder of a training run (default: {work_dir}/model); nothing else is read")
     p.add_argument("--work_dir", "--run_dir", dest="run_dir", default=None,
@@ -571,10 +627,11 @@ def add_infer_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
     p.add_argument("--debug", action="store_true", help="show the traceback of nmod's own errors")
     p.set_defaults(default_work_dir=work_dir)
+    return p
 
 
 def infer_model_dir(args: argparse.Namespace) -> Path:
-    """The model folder the inference flags name (see ``add_infer_args``)."""
+    """The model folder the inference flags name (see ``infer_parser``)."""
     given = [f for f in ("model_dir", "run_dir", "checkpoint_dir") if getattr(args, f)]
     if len(given) > 1:
         raise ConfigError(f"pass one of --model_dir, --work_dir and --checkpoint_dir, not {' and '.join(given)}")
@@ -585,13 +642,26 @@ def infer_model_dir(args: argparse.Namespace) -> Path:
     return Path(args.run_dir or args.default_work_dir) / "model"
 
 
-def read_queries(queries: Optional[Sequence[str]], input_file: Optional[str], default: Sequence[str]) -> list[str]:
+def load_predictor(predictor: type, args: argparse.Namespace, **settings) -> Any:
+    """``predictor`` (a class of ``nmod_nlp.inference``) from the folder the flags name, batched and
+    placed as they say."""
+    return predictor.from_model_dir(infer_model_dir(args), batch_size=args.batch_size, device=args.device, **settings)
+
+
+def read_queries(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
     """``--queries``, or the lines of ``--input_file`` (blank ones skipped), or the script's examples."""
-    if queries and input_file:
+    if args.queries and args.input_file:
         raise ConfigError("pass --queries or --input_file, not both")
-    if input_file:
-        path = Path(input_file)
+    if args.input_file:
+        path = Path(args.input_file)
         if not path.is_file():
             raise MissingFileError(f"--input_file {path} does not exist")
         return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return list(queries or default)
+    return list(args.queries or default)
+
+
+def print_json_lines(results: Sequence[dict]) -> list[dict]:
+    """One JSON object a line on stdout (UTF-8 kept as it is); returns ``results``."""
+    for result in results:
+        print(json.dumps(result, ensure_ascii=False))
+    return list(results)

@@ -10,8 +10,6 @@ split into words on spaces; each word takes the labels predicted on its first su
 capitalizes it, a mark other than the none label follows it. A query longer than the run's
 `--max_seq_length` is read in consecutive windows. Prints `Query: <query>` and `Combined: <text>`.
 """
-import argparse
-
 from nmod_nlp import recipe
 from nmod_nlp.inference import PunctuationCapitalizer
 
@@ -19,19 +17,12 @@ QUERIES = ["how are you", "we will meet anna in paris on monday", "where is the 
            "hello peter thanks for the report"]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--queries", "--query", action="append", help="a lower-case text (repeat the flag for several)")
-    p.add_argument("--input_file", help="a text file: one text a line")
-    recipe.add_infer_args(p, work_dir="work_dir/punctuation_capitalization")
-    return p.parse_args(argv)
-
-
 def main(argv=None) -> list[str]:
-    args = parse_args(argv)
-    model = PunctuationCapitalizer.from_model_dir(recipe.infer_model_dir(args), args.batch_size, args.device)
-    queries = recipe.read_queries(args.queries, args.input_file, QUERIES)
-    texts = [r["text"] for r in model.predict(queries)]
+    args = recipe.infer_parser(__doc__, work_dir="work_dir/punctuation_capitalization",
+                               queries="lower-case texts (default: four examples)",
+                               input_file="a text file: one text a line").parse_args(argv)
+    queries = recipe.read_queries(args, QUERIES)
+    texts = [r["text"] for r in recipe.load_predictor(PunctuationCapitalizer, args).predict(queries)]
     for query, text in zip(queries, texts):
         print(f"Query: {query}\nCombined: {text}")
     return texts

@@ -10,19 +10,15 @@ finds no answer) and score is the answer's probability among the n-best candidat
 windowed as in training: the folder records the run's --max_seq_length, --doc_stride and
 --max_query_length. The folder is all it needs: no Megatron config, checkpoint or recipe flag.
 """
-import argparse
-import json
-
 from nmod_nlp import recipe
 from nmod_nlp.inference import QuestionAnswerer
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    p = recipe.infer_parser(__doc__, work_dir="work_dir/squad",
+                            input_file="a SQuAD-format JSON file: every question in it (answers not needed)")
     p.add_argument("--question", help="one question (with --context)")
     p.add_argument("--context", help="the text to find its answer in (with --question)")
-    p.add_argument("--input_file", help="a SQuAD-format JSON file: every question in it (answers not needed)")
-    recipe.add_infer_args(p, work_dir="work_dir/squad")
     p.set_defaults(batch_size=8)
     over = p.add_argument_group("settings (default: the training run's, as the folder records them)")
     over.add_argument("--n_best_size", type=int)
@@ -41,15 +37,10 @@ def main(argv=None) -> list:
     args = parse_args(argv)
     settings = {k: getattr(args, k) for k in ("n_best_size", "max_answer_length", "null_score_diff_threshold")
                 if getattr(args, k) is not None}
-    qa = QuestionAnswerer.from_model_dir(recipe.infer_model_dir(args), batch_size=args.batch_size, device=args.device,
-                                         **settings)
+    qa = recipe.load_predictor(QuestionAnswerer, args, **settings)
     if args.input_file:
-        results = qa.answer_file(args.input_file)
-    else:
-        results = qa.answer([{"id": "0", "question": args.question, "context": args.context}])
-    for result in results:
-        print(json.dumps(result, ensure_ascii=False))
-    return results
+        return recipe.print_json_lines(qa.answer_file(args.input_file))
+    return recipe.print_json_lines(qa.answer([{"id": "0", "question": args.question, "context": args.context}]))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ on spaces, as in the training files; each word takes the label predicted on its 
 Prints NeMo's format for each query: `Query : <query>` and `Result: <words, tagged word[LABEL]>`
 (words with the none label stay bare).
 """
-import argparse
-
 from nmod_nlp import recipe
 from nmod_nlp.inference import TokenTagger
 
@@ -20,22 +18,15 @@ QUERIES = ["we bought four shirts from the nvidia gear store in santa clara", "N
            "Mississippi River"]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--queries", nargs="+", help="sentences to tag (default: three examples)")
-    p.add_argument("--input_file", help="a text file: one sentence a line")
-    recipe.add_infer_args(p, work_dir="work_dir/token_classification")
-    return p.parse_args(argv)
-
-
 def main(argv=None) -> list[str]:
-    args = parse_args(argv)
-    tagger = TokenTagger.from_model_dir(recipe.infer_model_dir(args), args.batch_size, args.device)
-    queries = recipe.read_queries(args.queries, args.input_file, QUERIES)
-    results = tagger.predict(queries)
-    for query, result in zip(queries, results):
-        print(f"Query : {query}\nResult: {result['tagged']}")
-    return [r["tagged"] for r in results]
+    args = recipe.infer_parser(__doc__, work_dir="work_dir/token_classification",
+                               queries="sentences to tag (default: three examples)",
+                               input_file="a text file: one sentence a line").parse_args(argv)
+    queries = recipe.read_queries(args, QUERIES)
+    tagged = [r["tagged"] for r in recipe.load_predictor(TokenTagger, args).predict(queries)]
+    for query, result in zip(queries, tagged):
+        print(f"Query : {query}\nResult: {result}")
+    return tagged
 
 
 if __name__ == "__main__":
