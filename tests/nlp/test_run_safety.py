@@ -14,7 +14,7 @@ import pytest
 from nmod_nlp import recipe
 from nmod_nlp.modules.encoders import MegatronBERT
 from nmod_nlp.testing import save_megatron_checkpoint
-from recipe_runner import ROOT, VOCAB, megatron_flags
+from recipe_runner import ROOT, VOCAB
 
 EXAMPLES = ROOT / "examples" / "nlp"
 SAMPLES = ROOT / "collections" / "nmod_nlp" / "data"

@@ -1,6 +1,5 @@
 """The SQuAD recipe end to end: the seed command on a tiny Megatron checkpoint, test mode, torchrun."""
 import json
-from pathlib import Path
 
 import pytest
 

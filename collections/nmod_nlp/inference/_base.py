@@ -8,7 +8,7 @@ gets the label the recipe's evaluation predicted.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Optional
 
 import torch
 

@@ -15,7 +15,7 @@ word is predicted once).
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 import torch
