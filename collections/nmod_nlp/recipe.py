@@ -207,7 +207,8 @@ def check_data_args(parser: argparse.ArgumentParser, args: argparse.Namespace, d
     is in ``--data_dir``."""
     missing = [f"--{n}" for n in required if not getattr(args, n)]
     if missing:
-        parser.error(f"{' and '.join(missing)} required (or pass no encoder flags for the built-in demo)")
+        parser.error(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
+                     "(or pass no encoder flags for the built-in demo)")
     check_files_exist(parser, args, ["data_dir"])
     if eval_needs_checkpoint and args.mode == "eval" and not args.checkpoint_dir:
         parser.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")

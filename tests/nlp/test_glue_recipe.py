@@ -104,7 +104,7 @@ def test_eval_mode_from_a_checkpoint_reproduces_the_metrics_after_training(megat
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--pretrained_model_name", "megatron-uncased"], "--data_dir and --task_name required"),
+    (["--pretrained_model_name", "megatron-uncased"], "--data_dir and --task_name are required"),
     (["--data_dir", "/nope", "--task_name", "rte"], "--data_dir /nope: no such file"),
     (["--task_name", "squad"], "--task_name"),
 ])

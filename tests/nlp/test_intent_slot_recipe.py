@@ -75,7 +75,7 @@ def test_eval_from_checkpoint_with_two_processes_equals_one_and_infer_uses_the_r
 @pytest.mark.parametrize("args, message", [
     (["--pretrained_model_name", "megatron-uncased"], "--data_dir is required"),
     (["--data_dir", "/nope"], "--data_dir /nope: no such file"),
-    (["--intent_loss_weight", "1.5"], "--intent_loss_weight must be in [0, 1]"),
+    (["--intent_loss_weight", "1.5"], "--intent_loss_weight: must be at least 0.0 and at most 1.0"),
 ])
 def test_bad_arguments_name_the_flag(args, message, tmp_path):
     result = run_recipe(RECIPE, args, tmp_path, timeout=120)

@@ -20,8 +20,14 @@ import nmod_nlp
 from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import classification_evaluator_callback
-from nmod_nlp.data.glue import (GLUE_TASKS, GlueClassificationDataLayer, GlueRegressionDataLayer, get_task,
-                                normalize_task_name, write_glue_predictions)
+from nmod_nlp.data.glue import (
+    GLUE_TASKS,
+    GlueClassificationDataLayer,
+    GlueRegressionDataLayer,
+    get_task,
+    normalize_task_name,
+    write_glue_predictions,
+)
 from nmod_nlp.metrics import glue_metrics
 from nmod_nlp.modules.heads import SequenceClassifier, SequenceRegression
 from nmod_nlp.modules.losses import CrossEntropyLoss, MSELoss
@@ -43,19 +49,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     recipe.add_sequence_head_args(head)
     head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1,
                       help="dropout before the classifier head")
-    p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval", "test"],
-                   help="test writes predictions for the task's test.tsv (no labels needed)")
-    recipe.add_training_args(p)
-    recipe.add_output_args(p, work_dir="work_dir/glue")
+    recipe.add_run_args(p, work_dir="work_dir/glue", modes=("train_eval", "train", "eval", "test"),
+                        mode_help="test writes predictions for the task's test.tsv (no labels needed)")
     # NeMo 0.11's GLUE defaults.
     p.set_defaults(optimizer="adam", lr=5e-5, lr_warmup_proportion=0.1, weight_decay=0.0, num_epochs=3,
                    batch_size=8)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
-    missing = [f"--{n}" for n in ("data_dir", "task_name") if not getattr(args, n)]
-    if missing:
-        p.error(f"{' and '.join(missing)} required (or pass no encoder flags for the built-in demo)")
-    recipe.check_files_exist(p, args, ["data_dir"])
-    recipe.check_data_files(p, args.data_dir, [f"{split}.tsv" for split in splits_read(args)])
+    recipe.check_data_args(p, args, [f"{split}.tsv" for split in splits_read(args)] if args.task_name else [],
+                           required=("data_dir", "task_name"), eval_needs_checkpoint=False)
     return args
 
 

@@ -48,43 +48,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="use the first N training queries (-1: all)")
     data.add_argument("--num_eval_samples", type=recipe.optional_number(int), default=None,
                       help="use the first N eval queries (-1: all)")
-    data.add_argument("--max_seq_length", type=recipe.number(int, low=3), default=50,
-                      help="sub-tokens per window, [CLS] and [SEP] included; longer queries become several windows")
-    data.add_argument("--none_slot_label", default="O", help="the slot of words outside any slot")
+    recipe.add_token_data_args(data, none_label="--none_slot_label", none_help="the slot of words outside any slot",
+                               max_seq_length=50, what="queries")
     data.add_argument("--pad_label", type=_slot_name_or_id, default=None,
                       help="the slot of [CLS], [SEP] and padding: a slot name, or its id as NeMo's flag took it "
                            "(default, or -1: --none_slot_label)")
-    data.add_argument("--ignore_start_end", action="store_false",
-                      help="pass to count [CLS] and [SEP] in the slot loss (default: left out, as NeMo)")
-    data.add_argument("--ignore_extra_tokens", action="store_false",
-                      help="pass to count a word's sub-tokens after the first in the slot loss (default: left out)")
-    recipe.add_data_cache_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
     recipe.add_sequence_head_args(head)  # --head and --num_output_layers of the intent head
     head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1)
-    head.add_argument("--intent_loss_weight", type=float, default=0.6,
+    head.add_argument("--intent_loss_weight", type=recipe.number(float, low=0.0, high=1.0), default=0.6,
                       help="loss = w * intent loss + (1 - w) * slot loss")
     head.add_argument("--class_balancing", default="regular", choices=["regular", "weighted_loss"],
                       help="weighted_loss weighs intents and slots by the inverse of their training frequency")
-    p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
-                   help="eval scores the eval set with the weights in --checkpoint_dir")
-    recipe.add_training_args(p)
-    recipe.add_output_args(p, work_dir="work_dir/intent_slot")
+    recipe.add_run_args(p, work_dir="work_dir/intent_slot",
+                        mode_help="eval scores the eval set with the weights in --checkpoint_dir")
     # NeMo 0.11's joint intent/slot defaults.
     p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.01, num_epochs=10,
                    batch_size=128)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
-    if not args.data_dir:
-        p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
-    if not 0.0 <= args.intent_loss_weight <= 1.0:
-        p.error(f"--intent_loss_weight must be in [0, 1], got {args.intent_loss_weight}")
-    recipe.check_files_exist(p, args, ["data_dir"])
-    if args.mode == "eval" and not args.checkpoint_dir:
-        p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
-    prefixes = {"train": [args.train_file_prefix], "eval": [args.eval_file_prefix]}.get(
-        args.mode, [args.train_file_prefix, args.eval_file_prefix])
-    recipe.check_data_files(p, args.data_dir, [INTENTS_FILE, SLOTS_FILE] + [
+    prefixes = recipe.mode_splits(args.mode, args.train_file_prefix, args.eval_file_prefix)
+    recipe.check_data_args(p, args, [INTENTS_FILE, SLOTS_FILE] + [
         name for prefix in prefixes for name in (f"{prefix}.tsv", f"{prefix}_slots.tsv")])
     return args
 

@@ -25,8 +25,7 @@ from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import token_classification_evaluator_callback
 from nmod_nlp.callbacks.combined import combined_evaluator_callback
-from nmod_nlp.data.punctuation_capitalization import (CAPIT_LABEL_IDS_FILE, PUNCT_LABEL_IDS_FILE,
-                                                      PunctCapitDataLayer)
+from nmod_nlp.data.punctuation_capitalization import CAPIT_LABEL_IDS_FILE, PUNCT_LABEL_IDS_FILE, PunctCapitDataLayer
 from nmod_nlp.data.text_classification import class_weights
 from nmod_nlp.data.token_classification import write_label_ids
 from nmod_nlp.modules.heads import PunctCapitTokenClassifier
@@ -41,43 +40,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", help="folder with text_{train,dev}.txt and labels_{train,dev}.txt")
-    data.add_argument("--max_seq_length", type=recipe.number(int, low=3), default=128,
-                      help="sub-tokens per window, [CLS] and [SEP] included; longer texts become several windows")
-    data.add_argument("--none_label", default="O", help="no punctuation / lower case (id 0 in both heads)")
-    data.add_argument("--ignore_start_end", action="store_false",
-                      help="pass to count [CLS] and [SEP] in the loss (default: left out, as NeMo)")
-    data.add_argument("--ignore_extra_tokens", action="store_false",
-                      help="pass to count a word's sub-tokens after the first in the loss (default: left out)")
+    recipe.add_token_data_args(data, none_help="no punctuation / lower case (id 0 in both heads)", what="texts")
     data.add_argument("--num_samples", type=recipe.optional_number(int), default=None,
                       help="use the first N training texts (-1: all)")
-    recipe.add_data_cache_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
     head.add_argument("--punct_num_fc_layers", type=recipe.number(int), default=3)
     head.add_argument("--capit_num_fc_layers", type=recipe.number(int), default=2)
     head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1)
-    head.add_argument("--punct_loss_weight", type=float, default=0.5,
+    head.add_argument("--punct_loss_weight", type=recipe.number(float, low=0.0, high=1.0), default=0.5,
                       help="loss = w * punctuation loss + (1 - w) * capitalization loss")
     head.add_argument("--use_weighted_loss_punct", action="store_true",
                       help="weigh each punctuation mark by the inverse of its frequency in the training words")
-    p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
-                   help="eval scores the dev set with the weights in --checkpoint_dir")
-    recipe.add_training_args(p)
-    recipe.add_output_args(p, work_dir="work_dir/punctuation_capitalization")
+    recipe.add_run_args(p, work_dir="work_dir/punctuation_capitalization",
+                        mode_help="eval scores the dev set with the weights in --checkpoint_dir")
     # NeMo 0.11's punctuation defaults.
     p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.0, num_epochs=5,
                    batch_size=8)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
-    if not args.data_dir:
-        p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
-    if not 0.0 <= args.punct_loss_weight <= 1.0:
-        p.error(f"--punct_loss_weight must be in [0, 1], got {args.punct_loss_weight}")
-    recipe.check_files_exist(p, args, ["data_dir"])
-    if args.mode == "eval" and not args.checkpoint_dir:
-        p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
-    splits = {"train": ["train"], "eval": ["dev"]}.get(args.mode, ["train", "dev"])
-    recipe.check_data_files(p, args.data_dir,
-                            [f"{side}_{split}.txt" for split in splits for side in ("text", "labels")])
+    recipe.check_data_args(p, args, [f"{side}_{split}.txt" for split in recipe.mode_splits(args.mode, "train", "dev")
+                                     for side in ("text", "labels")])
     return args
 
 

@@ -46,19 +46,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1)
     head.add_argument("--class_balancing", default="None", choices=["None", "weighted_loss"],
                       help="weighted_loss weighs each class by the inverse of its training frequency")
-    p.add_argument("--mode", default="train_eval", choices=["train", "train_eval", "eval"])
-    recipe.add_training_args(p)
-    recipe.add_output_args(p, work_dir="work_dir/text_classification")
+    recipe.add_run_args(p, work_dir="work_dir/text_classification")
     # NeMo 0.11's text-classification defaults.
     p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.01, num_epochs=10,
                    batch_size=32, eval_step_freq=100)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
-    if not args.data_dir:
-        p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
-    recipe.check_files_exist(p, args, ["data_dir"])
-    prefixes = {"train": [args.train_file_prefix], "eval": [args.eval_file_prefix]}.get(
-        args.mode, [args.train_file_prefix, args.eval_file_prefix])
-    recipe.check_data_files(p, args.data_dir, [f"{prefix}.tsv" for prefix in prefixes])
+    prefixes = recipe.mode_splits(args.mode, args.train_file_prefix, args.eval_file_prefix)
+    recipe.check_data_args(p, args, [f"{prefix}.tsv" for prefix in prefixes], eval_needs_checkpoint=False)
     return args
 
 

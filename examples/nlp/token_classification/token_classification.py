@@ -24,8 +24,13 @@ from nmod import NeuralGraph, OperationMode
 from nmod_nlp import recipe
 from nmod_nlp.callbacks import token_classification_evaluator_callback
 from nmod_nlp.data.text_classification import class_weights
-from nmod_nlp.data.token_classification import (LABEL_IDS_FILE, BertTokenClassificationDataLayer, build_label_ids,
-                                                read_token_classification_files, write_label_ids)
+from nmod_nlp.data.token_classification import (
+    LABEL_IDS_FILE,
+    BertTokenClassificationDataLayer,
+    build_label_ids,
+    read_token_classification_files,
+    write_label_ids,
+)
 from nmod_nlp.metrics import is_iob_tagging, save_confusion_matrix
 from nmod_nlp.modules.heads import TokenClassifier
 from nmod_nlp.modules.losses import CrossEntropyLoss
@@ -38,14 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", help="folder with text_{train,dev}.txt and labels_{train,dev}.txt")
-    data.add_argument("--max_seq_length", type=recipe.number(int, low=3), default=128,
-                      help="sub-tokens per window, [CLS] and [SEP] included; longer sentences become several windows")
-    data.add_argument("--none_label", default="O", help="the label of words outside any entity (id 0)")
-    data.add_argument("--ignore_start_end", action="store_false",
-                      help="pass to count [CLS] and [SEP] in the loss (default: left out, as NeMo)")
-    data.add_argument("--ignore_extra_tokens", action="store_false",
-                      help="pass to count a word's sub-tokens after the first in the loss (default: left out)")
-    recipe.add_data_cache_args(data)
+    recipe.add_token_data_args(data)
     recipe.add_encoder_args(p)
     head = p.add_argument_group("head")
     head.add_argument("--head", default="linear", choices=sorted(recipe.TOKEN_HEADS),
@@ -57,25 +55,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="dropout before the head (default: the --head's)")
     head.add_argument("--use_weighted_loss", action="store_true",
                       help="weigh each label by the inverse of its frequency in the training words")
-    p.add_argument("--mode", default="train_eval", choices=["train_eval", "train", "eval"],
-                   help="eval scores the dev set with the weights in --checkpoint_dir")
-    recipe.add_training_args(p)
-    recipe.add_output_args(p, work_dir="work_dir/token_classification")
+    recipe.add_run_args(p, work_dir="work_dir/token_classification",
+                        mode_help="eval scores the dev set with the weights in --checkpoint_dir")
     # NeMo 0.11's NER defaults.
     p.set_defaults(optimizer="adam", lr=5e-5, lr_warmup_proportion=0.1, weight_decay=0.01, num_epochs=5,
                    batch_size=8, train_step_freq=250)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
-    if not args.data_dir:
-        p.error("--data_dir is required (or pass no encoder flags for the built-in demo)")
-    recipe.check_files_exist(p, args, ["data_dir"])
     for flag, value in recipe.TOKEN_HEADS[args.head].items():  # what the run uses goes to args.yaml
         if getattr(args, flag) is None:
             setattr(args, flag, value)
-    if args.mode == "eval" and not args.checkpoint_dir:
-        p.error("--mode eval needs --checkpoint_dir (the checkpoints of a trained run)")
-    splits = {"train": ["train"], "eval": ["dev"]}.get(args.mode, ["train", "dev"])
-    recipe.check_data_files(p, args.data_dir,
-                            [f"{side}_{split}.txt" for split in splits for side in ("text", "labels")])
+    recipe.check_data_args(p, args, [f"{side}_{split}.txt" for split in recipe.mode_splits(args.mode, "train", "dev")
+                                     for side in ("text", "labels")])
     return args
 
 
