@@ -1,21 +1,7 @@
 """Optimizers by name and learning-rate policies (NeMo 0.11 names)."""
+from . import lr_policies
 from .lamb import Lamb
-from .lr_policies import (
-    LR_POLICIES,
-    CosineAnnealing,
-    DeferredLRPolicy,
-    InverseSquareRootAnnealing,
-    LRPolicy,
-    PolynomialDecayAnnealing,
-    PolynomialHoldDecayAnnealing,
-    SquareAnnealing,
-    SquareRootAnnealing,
-    WarmupAnnealing,
-    WarmupHoldPolicy,
-    WarmupPolicy,
-    bind_lr_policy,
-    get_lr_policy,
-)
+from .lr_policies import *  # noqa: F403  (its __all__ is part of this one)
 from .novograd import Novograd
 from .optimizers import OPTIMIZERS, apex_available, get_optimizer, no_weight_decay, weight_decay_groups
 
@@ -27,18 +13,5 @@ __all__ = [
     "OPTIMIZERS",
     "Lamb",
     "Novograd",
-    "LRPolicy",
-    "WarmupPolicy",
-    "WarmupHoldPolicy",
-    "WarmupAnnealing",
-    "CosineAnnealing",
-    "SquareAnnealing",
-    "SquareRootAnnealing",
-    "InverseSquareRootAnnealing",
-    "PolynomialDecayAnnealing",
-    "PolynomialHoldDecayAnnealing",
-    "get_lr_policy",
-    "DeferredLRPolicy",
-    "bind_lr_policy",
-    "LR_POLICIES",
+    *lr_policies.__all__,
 ]

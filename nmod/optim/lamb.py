@@ -14,6 +14,8 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch.optim import Optimizer
 
+from ._checks import check_hyperparameters
+
 __all__ = ["Lamb"]
 
 
@@ -41,14 +43,7 @@ class Lamb(Optimizer):
         trust_zero_decay: bool = False,
         max_grad_norm: Optional[float] = None,
     ):
-        if lr < 0.0:
-            raise ValueError(f"Lamb: lr must be >= 0, got {lr}")
-        if eps <= 0.0:
-            raise ValueError(f"Lamb: eps must be > 0, got {eps}")
-        if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
-            raise ValueError(f"Lamb: betas must be two numbers in [0, 1), got {betas}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Lamb: weight_decay must be >= 0, got {weight_decay}")
+        check_hyperparameters("Lamb", lr, betas, eps, weight_decay)
         if max_grad_norm is not None and max_grad_norm <= 0.0:
             raise ValueError(f"Lamb: max_grad_norm must be > 0 or None, got {max_grad_norm}")
         defaults = dict(

@@ -13,6 +13,8 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch.optim import Optimizer
 
+from ._checks import check_hyperparameters
+
 __all__ = ["Novograd"]
 
 
@@ -26,14 +28,7 @@ class Novograd(Optimizer):
         weight_decay: float = 0.0,
         grad_averaging: bool = False,
     ):
-        if lr < 0.0:
-            raise ValueError(f"Novograd: lr must be >= 0, got {lr}")
-        if eps <= 0.0:
-            raise ValueError(f"Novograd: eps must be > 0, got {eps}")
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"Novograd: betas must be two numbers in [0, 1), got {betas}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Novograd: weight_decay must be >= 0, got {weight_decay}")
+        check_hyperparameters("Novograd", lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, grad_averaging=grad_averaging)
         super().__init__(params, defaults)
 
