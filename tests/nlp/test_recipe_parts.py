@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from nmod.core.config import read_yaml
+from nmod.core.errors import ConfigError
 from nmod_nlp import recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +86,36 @@ def test_resolved_arguments_are_saved_and_logged_once(tmp_path, caplog):
     assert saved == vars(args)
     assert saved["max_steps"] is None and saved["lr"] == 1e-4
     assert sum("arguments:" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_infer_queries_are_repeatable_and_read_from_a_file(tmp_path):
+    p = recipe.infer_parser("doc", work_dir="work_dir/x", queries="texts", input_file="a file")
+    args = p.parse_args(["--queries", "a b", "c", "--query", "d"])
+    assert recipe.read_queries(args, ["default"]) == ["a b", "c", "d"]
+    assert recipe.read_queries(p.parse_args([]), ["default"]) == ["default"]
+    lines = tmp_path / "q.txt"
+    lines.write_text("first\n\n  \nsecond\n", encoding="utf-8")
+    assert recipe.read_queries(p.parse_args(["--input_file", str(lines)]), []) == ["first", "second"]
+    with pytest.raises(ConfigError, match="not both"):
+        recipe.read_queries(p.parse_args(["--queries", "a", "--input_file", str(lines)]), [])
+    assert recipe.infer_model_dir(p.parse_args([])) == Path("work_dir/x/model")
+
+
+def test_check_data_args_names_the_missing_flags_and_files(tmp_path, capsys):
+    p = argparse.ArgumentParser()
+    p.add_argument("--data_dir")
+    p.add_argument("--task_name")
+    recipe.add_run_args(p, work_dir="work")
+    (tmp_path / "train.tsv").write_text("x\n")
+    with pytest.raises(SystemExit):
+        recipe.check_data_args(p, p.parse_args([]), [], required=("data_dir", "task_name"))
+    assert "--data_dir and --task_name are required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipe.check_data_args(p, p.parse_args(["--data_dir", str(tmp_path), "--mode", "eval"]), ["dev.tsv"])
+    assert "--mode eval needs --checkpoint_dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipe.check_data_args(p, p.parse_args(["--data_dir", str(tmp_path)]),
+                               recipe.mode_splits("train_eval", "train.tsv", "dev.tsv"))
+    assert "no dev.tsv in it" in capsys.readouterr().err
+    recipe.check_data_args(p, p.parse_args(["--data_dir", str(tmp_path), "--mode", "train"]),
+                           recipe.mode_splits("train", "train.tsv", "dev.tsv"))
