@@ -1,14 +1,25 @@
 """Words -> sub-token windows (`encode_words`), the NeMo-format reader, label ids, the data layers."""
 import logging
+import random
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pytest
-
-from nmod_nlp.data.token_classification import (BertTokenClassificationDataLayer, BertTokenClassificationInferDataLayer,
-                                                TokenClassificationFormatError, build_label_ids, encode_words,
-                                                read_label_ids, read_token_classification_files, write_label_ids)
-from nmod_nlp.tokenizers import BertWordPieceTokenizer
 from recipe_runner import VOCAB
+
+import nmod_nlp
+from nmod_nlp.data.token_classification import (
+    BertTokenClassificationDataLayer,
+    BertTokenClassificationInferDataLayer,
+    TokenClassificationFormatError,
+    build_label_ids,
+    encode_words,
+    read_label_ids,
+    read_token_classification_files,
+    write_label_ids,
+)
+from nmod_nlp.tokenizers import BertWordPieceTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +120,10 @@ def test_data_layer_ports_batches_and_cache(tmp_path, tokenizer):
     assert np.array_equal(again.features.input_ids_flat, layer.features.input_ids_flat)
     infer = BertTokenClassificationInferDataLayer(["hello world", "x"], tokenizer=tokenizer)
     assert "labels" not in infer.output_ports and len(infer.dataset[0]) == 5
+
+
+def test_ner_samples_are_what_make_samples_writes():
+    samples = Path(nmod_nlp.__file__).parent / "data" / "token_classification" / "samples"
+    make = runpy.run_path(str(samples / "make_samples.py"))
+    for name, text in make["make"](random.Random(make["SEED"])).items():
+        assert (samples / name).read_bytes() == text.encode("utf-8"), name

@@ -14,9 +14,10 @@ matched/mismatched dev and test files, and test files with an index column first
 """
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
+
+from nmod_nlp.data.samples import write_samples_main
 
 SEED = 20240611
 
@@ -260,15 +261,9 @@ TASKS = {"SST-2": sst2, "CoLA": cola, "MRPC": mrpc, "STS-B": stsb, "MNLI": mnli}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path(__file__).parent)
-    out = p.parse_args().out
-    for folder, make in TASKS.items():
-        rng = random.Random(f"{SEED}-{folder}")
-        (out / folder).mkdir(parents=True, exist_ok=True)
-        for name, text in make(rng).items():
-            (out / folder / name).write_bytes(text.encode("utf-8"))
-            print(f"wrote {out / folder / name}: {text.count(chr(10))} lines")
+    write_samples_main(__doc__, Path(__file__).parent, lambda: {
+        f"{folder}/{name}": text for folder, make in TASKS.items()
+        for name, text in make(random.Random(f"{SEED}-{folder}")).items()})
 
 
 if __name__ == "__main__":

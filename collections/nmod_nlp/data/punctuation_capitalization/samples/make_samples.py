@@ -15,9 +15,10 @@ followed by a comma. Dev uses names, cities and sentences that train lacks.
 """
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
+
+from nmod_nlp.data.samples import write_samples_main
 
 SEED = 20240613
 NAMES = {"train": ["anna", "peter", "maria", "james", "sofia", "david", "laura", "thomas"],
@@ -76,13 +77,7 @@ def make(rng: random.Random, sizes: dict[str, int]) -> dict[str, str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path(__file__).parent)
-    out = p.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in make(random.Random(SEED), SIZES).items():
-        (out / name).write_bytes(text.encode("utf-8"))
-        print(f"wrote {out / name}: {text.count(chr(10))} lines")
+    write_samples_main(__doc__, Path(__file__).parent, lambda: make(random.Random(SEED), SIZES))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ Dev uses some words and templates that train lacks, so a pretrained encoder has 
 """
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
+
+from nmod_nlp.data.samples import write_samples_main
 
 SEED = 20240612
 CLASSES = ["billing", "delivery", "technical"]
@@ -77,13 +78,7 @@ def make(rng: random.Random) -> dict[str, str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path(__file__).parent)
-    out = p.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in make(random.Random(SEED)).items():
-        (out / name).write_bytes(text.encode("utf-8"))
-        print(f"wrote {out / name}: {text.count(chr(10))} lines")
+    write_samples_main(__doc__, Path(__file__).parent, lambda: make(random.Random(SEED)))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ and templates that train lacks, so a pretrained encoder has to generalise. Sized
 """
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
+
+from nmod_nlp.data.samples import write_samples_main
 
 SEED = 20261126
 
@@ -70,16 +71,18 @@ def _sentence(rng: random.Random, split: str) -> tuple[list[str], list[str]]:
     return words, tags
 
 
-def write_samples(out: Path) -> None:
-    rng = random.Random(SEED)
-    out.mkdir(parents=True, exist_ok=True)
+def make(rng: random.Random) -> dict[str, str]:
+    files = {}
     for split, size in SIZES.items():
         rows = [_sentence(rng, split) for _ in range(size)]
-        (out / f"text_{split}.txt").write_text("".join(" ".join(w) + "\n" for w, _ in rows), encoding="utf-8")
-        (out / f"labels_{split}.txt").write_text("".join(" ".join(t) + "\n" for _, t in rows), encoding="utf-8")
+        files[f"text_{split}.txt"] = "".join(" ".join(w) + "\n" for w, _ in rows)
+        files[f"labels_{split}.txt"] = "".join(" ".join(t) + "\n" for _, t in rows)
+    return files
+
+
+def main() -> None:
+    write_samples_main(__doc__, Path(__file__).parent, lambda: make(random.Random(SEED)))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
-    write_samples(parser.parse_args().out)
+    main()
