@@ -61,6 +61,7 @@ __all__ = [
     "check_data_files",
     "build_factory",
     "build_encoder",
+    "build_sequence_encoder",
     "sequence_head_reads_pooler",
     "build_tokenizer",
     "optimization_params",
@@ -377,6 +378,14 @@ def build_encoder(args: argparse.Namespace, add_pooler: bool | str = False) -> M
     if args.compile:
         encoder.compile(dynamic=True)  # batches vary in length: one graph for all of them
     return encoder
+
+
+def build_sequence_encoder(args: argparse.Namespace) -> tuple[MegatronBERT | BERT, bool]:
+    """The encoder of a sequence task (GLUE, text classification, the intent head) and whether its head
+    reads the pretrained pooler: with ``--head pooler`` the checkpoint's pooler is loaded when it has one
+    (``sequence_head_reads_pooler`` says what happens when not)."""
+    encoder = build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
+    return encoder, sequence_head_reads_pooler(args, encoder)
 
 
 def sequence_head_reads_pooler(args: argparse.Namespace, encoder: MegatronBERT | BERT) -> bool:

@@ -10,13 +10,11 @@ import torch
 from nmod.callbacks import EvaluatorCallback
 from nmod.log import get_logger
 
+from ._evaluator import is_main, task_evaluator
+
 __all__ = ["classification_evaluator_callback", "write_labels_and_preds"]
 
 logger = get_logger(__name__)
-
-
-def _is_main() -> bool:
-    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
 def write_labels_and_preds(path: Path, labels: np.ndarray, preds: np.ndarray) -> None:
@@ -36,10 +34,7 @@ def classification_evaluator_callback(
     regression: bool = False,
     name: str = "",
     on_results: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
-    eval_step: Optional[int] = None,
-    eval_epoch: Optional[int] = None,
-    eval_at_start: bool = False,
-    tb_writer: Any = None,
+    **schedule: Any,
 ) -> EvaluatorCallback:
     """Evaluate ``scores`` (logits ``(B, C)``, or ``(B,)`` predictions when ``regression``) against ``labels``.
 
@@ -47,6 +42,8 @@ def classification_evaluator_callback(
     MNLI's two dev sets read apart), and rank 0 writes ``output_file`` in NeMo's labels/preds format
     and hands the arrays to ``on_results`` (a confusion-matrix picture, say). Every rank receives the
     gathered values and computes the same metrics.
+
+    ``schedule``: when it evaluates, `EvaluatorCallback`'s keywords (``eval_step``, ``eval_epoch``, ...).
     """
 
     def on_batch(values: dict, global_vars: dict) -> None:
@@ -63,7 +60,7 @@ def classification_evaluator_callback(
         gold = torch.cat([y for _, y in batches]).numpy()
         preds = all_scores.reshape(-1).numpy() if regression else all_scores.argmax(dim=-1).numpy()
         metrics = compute_metrics(preds, gold)
-        if _is_main():
+        if is_main():
             prefix = f"{name} " if name else ""
             for key, value in metrics.items():
                 logger.info(f"{prefix}{key} {value:.4f}")
@@ -73,12 +70,4 @@ def classification_evaluator_callback(
                 on_results(preds, gold)
         return {f"{name}_{k}" if name else k: v for k, v in metrics.items()}
 
-    return EvaluatorCallback(
-        eval_tensors=[scores, labels],
-        user_iter_callback=on_batch,
-        user_epochs_done_callback=on_done,
-        eval_step=eval_step,
-        eval_epoch=eval_epoch,
-        eval_at_start=eval_at_start,
-        tb_writer=tb_writer,
-    )
+    return task_evaluator([scores, labels], on_batch, on_done, **schedule)

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import torch
-
 from nmod.callbacks import EvaluatorCallback
 
 from ..data.squad.evaluation import SquadEvaluator
+from ._evaluator import is_main, task_evaluator
 
 __all__ = ["squad_evaluator_callback"]
-
-
-def _is_main() -> bool:
-    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
 def squad_evaluator_callback(
@@ -24,14 +19,13 @@ def squad_evaluator_callback(
     output_prediction_file: Optional[str] = None,
     output_nbest_file: Optional[str] = None,
     output_null_log_odds_file: Optional[str] = None,
-    eval_step: Optional[int] = None,
-    eval_epoch: Optional[int] = None,
-    eval_at_start: bool = False,
-    tb_writer: Any = None,
+    **schedule: Any,
 ) -> EvaluatorCallback:
     """Composition, not a subclass: two small functions handed to the generic EvaluatorCallback.
 
     Every rank receives the gathered logits and computes the same metrics; only rank 0 writes files.
+
+    ``schedule``: when it evaluates, `EvaluatorCallback`'s keywords (``eval_step``, ``eval_epoch``, ...).
     """
 
     def on_batch(values: dict, global_vars: dict) -> None:
@@ -43,7 +37,7 @@ def squad_evaluator_callback(
             global_vars["batches"] += 1
 
     def on_done(global_vars: dict) -> dict:
-        write = _is_main()
+        write = is_main()
         metrics = evaluator.compute(
             output_prediction_file if write else None,
             output_nbest_file if write else None,
@@ -52,12 +46,4 @@ def squad_evaluator_callback(
         evaluator.reset()
         return dict(metrics)
 
-    return EvaluatorCallback(
-        eval_tensors=[unique_ids, start_logits, end_logits],
-        user_iter_callback=on_batch,
-        user_epochs_done_callback=on_done,
-        eval_step=eval_step,
-        eval_epoch=eval_epoch,
-        eval_at_start=eval_at_start,
-        tb_writer=tb_writer,
-    )
+    return task_evaluator([unique_ids, start_logits, end_logits], on_batch, on_done, **schedule)

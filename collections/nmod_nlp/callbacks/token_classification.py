@@ -18,14 +18,11 @@ from nmod.callbacks import EvaluatorCallback
 from nmod.log import get_logger
 
 from ..metrics import classification_report, conlleval, format_conlleval, format_report
+from ._evaluator import is_main, task_evaluator
 
 __all__ = ["token_classification_evaluator_callback", "first_subtoken_values", "write_conll_predictions"]
 
 logger = get_logger(__name__)
-
-
-def _is_main() -> bool:
-    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
 def first_subtoken_values(logits: torch.Tensor, labels: torch.Tensor, subtokens_mask: torch.Tensor
@@ -58,10 +55,7 @@ def token_classification_evaluator_callback(
     name: str = "",
     print_report: bool = True,
     on_results: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
-    eval_step: Optional[int] = None,
-    eval_epoch: Optional[int] = None,
-    eval_at_start: bool = False,
-    tb_writer: Any = None,
+    **schedule: Any,
 ) -> EvaluatorCallback:
     """Evaluate a `TokenClassifier`'s `logits` (B, T, C) against `labels` (B, T) on first sub-tokens.
 
@@ -75,6 +69,8 @@ def token_classification_evaluator_callback(
     `word gold predicted` line per word and a blank line between sentences; the count of words is
     checked against the predictions. `on_results(preds, gold)` gets the word-level id arrays on
     rank 0 (a confusion matrix, say).
+
+    ``schedule``: when it evaluates, `EvaluatorCallback`'s keywords (``eval_step``, ``eval_epoch``, ...).
     """
     label_names = [str(s) for s in label_names]
     if predictions_file is not None and sentences is None:
@@ -111,7 +107,7 @@ def token_classification_evaluator_callback(
                 entity = conlleval(gold_tags, pred_tags)
                 metrics.update(entity_precision=entity["precision"], entity_recall=entity["recall"],
                                entity_f1=entity["f1"])
-        if _is_main():
+        if is_main():
             if print_report:
                 print(format_report(report))
                 if entity is not None:
@@ -124,12 +120,4 @@ def token_classification_evaluator_callback(
                 on_results(preds, gold)
         return {prefix + k: v for k, v in metrics.items()}
 
-    return EvaluatorCallback(
-        eval_tensors=[logits, labels, subtokens_mask],
-        user_iter_callback=on_batch,
-        user_epochs_done_callback=on_done,
-        eval_step=eval_step,
-        eval_epoch=eval_epoch,
-        eval_at_start=eval_at_start,
-        tb_writer=tb_writer,
-    )
+    return task_evaluator([logits, labels, subtokens_mask], on_batch, on_done, **schedule)

@@ -91,8 +91,7 @@ def main(argv=None) -> dict:
     regression = task.is_regression
 
     # Modules: tokenizer -> encoder -> head (the pretrained pooler, else the first token) -> loss.
-    encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
-    pooled = recipe.sequence_head_reads_pooler(args, encoder)
+    encoder, pooled = recipe.build_sequence_encoder(args)  # first: its errors name the flags
     tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
     Layer = GlueRegressionDataLayer if regression else GlueClassificationDataLayer
     layers = {split: Layer(args.data_dir, args.task_name, split=split, tokenizer=tokenizer,

@@ -96,8 +96,7 @@ def main(argv=None) -> dict:
     nf = recipe.build_factory(args)
 
     # Modules: tokenizer -> encoder -> intent (pooler, else [CLS]) + slot heads -> two cross-entropies -> weighted sum.
-    encoder = recipe.build_encoder(args, add_pooler="if_pretrained" if args.head == "pooler" else False)
-    pooled = recipe.sequence_head_reads_pooler(args, encoder)
+    encoder, pooled = recipe.build_sequence_encoder(args)  # first: its errors name the flags
     tokenizer = recipe.build_tokenizer(args, encoder)  # its vocabulary must fit the encoder's
 
     def data_layer(prefix: str, num_samples, train: bool) -> IntentSlotDataLayer:
