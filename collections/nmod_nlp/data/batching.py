@@ -11,7 +11,23 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["PadCollate", "BucketBatchSampler"]
+__all__ = ["PadCollate", "BucketBatchSampler", "BucketedBatches", "encoder_row"]
+
+
+def encoder_row(ids: np.ndarray, segment_a_len: int, pad_id: int, pad_to_length: Optional[int] = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One encoder input row from a stored [CLS] a [SEP] (b [SEP]) encoding: ``input_ids``,
+    ``token_type_ids`` (1 from the second segment on) and ``attention_mask``, int64, right-padded to
+    ``pad_to_length`` when given (else as long as the row; ``PadCollate`` pads the batch)."""
+    n = ids.shape[0]
+    length = pad_to_length or n
+    input_ids = torch.full((length,), pad_id, dtype=torch.long)
+    input_ids[:n] = torch.from_numpy(ids.astype(np.int64))
+    type_ids = torch.zeros(length, dtype=torch.long)
+    type_ids[segment_a_len:n] = 1
+    mask = torch.zeros(length, dtype=torch.long)
+    mask[:n] = 1
+    return input_ids, type_ids, mask
 
 
 class PadCollate:
@@ -104,3 +120,16 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         if self.world_size > 1:
             n += (-n) % self.world_size
         return -(-n // step)
+
+
+class BucketedBatches:
+    """A data layer's ``batch_sampler`` for ``bucket_by_length``: the layer sets ``dataset`` (with
+    ``lengths``), ``batch_size``, ``shuffle``, ``bucket_by_length`` and ``drop_last``."""
+
+    def batch_sampler(self, epoch: int = 0, rank: int = 0, world_size: int = 1,
+                      seed: int = 0) -> Optional[BucketBatchSampler]:
+        """Length-bucketed batches for this rank, or None (the executor's own sampler) without buckets."""
+        if not self.bucket_by_length:
+            return None
+        return BucketBatchSampler(self.dataset.lengths, self.batch_size, shuffle=self.shuffle, bucket_by_length=True,
+                                  seed=seed, epoch=epoch, rank=rank, world_size=world_size, drop_last=self.drop_last)

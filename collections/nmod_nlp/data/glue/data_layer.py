@@ -16,7 +16,7 @@ from nmod.types import ElementType, LabelsType, NeuralType, RegressionValuesType
 
 from ...ports import NEMO_PORT_ALIASES, bert_input_ports
 from ...tokenizers import data_layer_tokenizer
-from ..batching import BucketBatchSampler, PadCollate
+from ..batching import BucketedBatches, PadCollate
 from .dataset import NO_LABEL_ID, SentenceDataset
 from .features import SentenceFeatures, encode_sentences, load_or_build_features
 from .reader import GlueData, glue_file_path, read_glue_file
@@ -27,7 +27,7 @@ __all__ = ["SentenceDataLayer", "GlueClassificationDataLayer", "GlueRegressionDa
 _READER_VERSION = 1  # bump when reading rules change what a file yields, so old caches are not reused
 
 
-class SentenceDataLayer(DataLayerNM):
+class SentenceDataLayer(BucketedBatches, DataLayerNM):
     """Base of the sentence(-pair) layers: ports, tokenizer, dataset, collation, batch sampler.
 
     Subclasses read their file and call `_build(...)`; `label_type` is the element type of `labels`.
@@ -63,14 +63,6 @@ class SentenceDataLayer(DataLayerNM):
         self.batch_size, self.shuffle = batch_size, shuffle
         self.bucket_by_length, self.drop_last = bucket_by_length, drop_last
         self.collate_fn = PadCollate((self.tokenizer.pad_id, 0, 0, 0), pad_to_multiple_of=pad_to_multiple_of)
-
-    def batch_sampler(self, epoch: int = 0, rank: int = 0, world_size: int = 1,
-                      seed: int = 0) -> Optional[BucketBatchSampler]:
-        """Length-bucketed batches for this rank, or None (the executor's own sampler) without buckets."""
-        if not self.bucket_by_length:
-            return None
-        return BucketBatchSampler(self.dataset.lengths, self.batch_size, shuffle=self.shuffle, bucket_by_length=True,
-                                  seed=seed, epoch=epoch, rank=rank, world_size=world_size, drop_last=self.drop_last)
 
 
 class GlueClassificationDataLayer(SentenceDataLayer):

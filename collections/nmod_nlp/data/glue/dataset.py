@@ -6,6 +6,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..batching import encoder_row
 from .features import SentenceFeatures
 
 __all__ = ["SentenceDataset", "NO_LABEL_ID"]
@@ -32,13 +33,5 @@ class SentenceDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple:
         f = self.features
-        ids = torch.from_numpy(f.input_ids(i).astype(np.int64))
-        n, a = ids.shape[0], int(f.segment_a_len[i])
-        length = self.pad_to_length or n
-        input_ids = torch.full((length,), self.pad_id, dtype=torch.long)
-        input_ids[:n] = ids
-        type_ids = torch.zeros(length, dtype=torch.long)
-        type_ids[a:n] = 1
-        mask = torch.zeros(length, dtype=torch.long)
-        mask[:n] = 1
-        return input_ids, type_ids, mask, self._labels[i]
+        return (*encoder_row(f.input_ids(i), int(f.segment_a_len[i]), self.pad_id, self.pad_to_length),
+                self._labels[i])

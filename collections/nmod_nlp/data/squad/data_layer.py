@@ -8,14 +8,14 @@ from nmod.types import ChannelType, LabelsType, NeuralType
 
 from ...ports import NEMO_PORT_ALIASES, bert_input_ports
 from ...tokenizers import data_layer_tokenizer
-from ..batching import BucketBatchSampler, PadCollate
+from ..batching import BucketedBatches, PadCollate
 from .dataset import SquadDataset
 from .evaluation import SquadEvaluator
 
 __all__ = ["BertQuestionAnsweringDataLayer"]
 
 
-class BertQuestionAnsweringDataLayer(DataLayerNM):
+class BertQuestionAnsweringDataLayer(BucketedBatches, DataLayerNM):
     """SQuAD v1.1/v2.0 for extractive question answering.
 
     The tokenizer is named by primitives (`vocab_file`, `do_lower_case`, `tokenizer_name`,
@@ -77,14 +77,6 @@ class BertQuestionAnsweringDataLayer(DataLayerNM):
             use_cache=use_cache, pad_to_length=None if dynamic_padding else max_seq_length)
         pad = tokenizer.pad_id
         self.collate_fn = PadCollate((pad, 0, 0, 0, 0, 0), pad_to_multiple_of=pad_to_multiple_of)
-
-    def batch_sampler(self, epoch: int = 0, rank: int = 0, world_size: int = 1,
-                      seed: int = 0) -> Optional[BucketBatchSampler]:
-        """Length-bucketed batches for this rank, or None (the executor's own sampler) without buckets."""
-        if not self.bucket_by_length:
-            return None
-        return BucketBatchSampler(self.dataset.lengths, self.batch_size, shuffle=self.shuffle, bucket_by_length=True,
-                                  seed=seed, epoch=epoch, rank=rank, world_size=world_size, drop_last=self.drop_last)
 
     def evaluator(self, n_best_size: int = 20, max_answer_length: int = 30,
                   null_score_diff_threshold: float = 0.0) -> SquadEvaluator:

@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 
 from nmod.log import get_logger
 
+from ..batching import encoder_row
 from .features import SquadFeatures, load_or_create_features
 from .reader import SquadData, read_squad_file
 
@@ -61,14 +61,6 @@ class SquadDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple:
         f = self.features
-        ids = torch.from_numpy(f.input_ids(i).astype(np.int64))
-        n, a = ids.shape[0], int(f.segment_a_len[i])
-        length = self.pad_to_length or n
-        input_ids = torch.full((length,), self.tokenizer.pad_id, dtype=torch.long)
-        input_ids[:n] = ids
-        type_ids = torch.zeros(length, dtype=torch.long)
-        type_ids[a:n] = 1
-        mask = torch.zeros(length, dtype=torch.long)
-        mask[:n] = 1
-        return (input_ids, type_ids, mask, torch.tensor(int(f.unique_ids[i])),
+        row = encoder_row(f.input_ids(i), int(f.segment_a_len[i]), self.tokenizer.pad_id, self.pad_to_length)
+        return (*row, torch.tensor(int(f.unique_ids[i])),
                 torch.tensor(int(f.start_positions[i])), torch.tensor(int(f.end_positions[i])))
