@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from .tasks import GlueTask, get_task
-from .tsv import DataFormatError, ReadSummary, logger, read_tsv_lines
+from .tsv import DataFormatError, ReadSummary, read_tsv_lines
 
 __all__ = ["GlueFormatError", "GlueExample", "GlueData", "read_glue_file", "glue_file_path"]
 
@@ -131,10 +131,6 @@ def read_glue_file(path: str | Path, task: GlueTask | str, split: str) -> GlueDa
         text_a, text_b, label, index = parsed
         examples.append(GlueExample(f"{split}-{index if index is not None else line_no}", text_a, text_b, label,
                                     line_no, index))
-    summary.kept = len(examples)
-    if not examples:
-        raise GlueFormatError(f"{path} has no usable {task.folder} {split} rows ({summary}); first problem: "
-                              f"{summary.warnings[0] if summary.warnings else 'the file holds only a header'}")
-    if summary.warnings or summary.blank_lines:
-        logger.warning("%s", summary)
+    summary.finish(len(examples), GlueFormatError, f"{task.folder} {split} rows", "the file holds only a header",
+                   source=path)
     return GlueData(str(path), digest, task, split, labelled, examples, summary)

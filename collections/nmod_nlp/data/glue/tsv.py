@@ -53,6 +53,18 @@ class ReadSummary:
             logger.warning("%s: more problems; only the first %d are logged (see the read summary)",
                            self.path, MAX_LOGGED_WARNINGS)
 
+    def finish(self, kept: int, error: type[Exception], usable: str, nothing_else: str = "none",
+               source: str | Path | None = None, log: bool | None = None) -> None:
+        """Close the read with ``kept`` rows. None kept is ``error``: ``source`` (default: the file) has no
+        usable ``usable``, with the first problem (``nothing_else`` when there was none). Else one summary
+        line is logged when ``log`` (default: when anything was skipped or blank)."""
+        self.kept = kept
+        if not kept:
+            raise error(f"{source or self.path} has no usable {usable} ({self}); first problem: "
+                        f"{self.warnings[0] if self.warnings else nothing_else}")
+        if (self.warnings or self.blank_lines) if log is None else log:
+            logger.warning("%s", self)
+
     def __str__(self) -> str:
         s = f"{self.path}: kept {self.kept} of {self.rows} rows, skipped {self.skipped} malformed"
         if self.blank_lines:

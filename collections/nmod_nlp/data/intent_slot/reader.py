@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..glue.tsv import DataFormatError, ReadSummary, logger, read_tsv_lines
+from ..glue.tsv import DataFormatError, ReadSummary, read_tsv_lines
 from ..text_classification import read_text_classification_file
 from ..token_classification import read_label_ids
 
@@ -97,11 +97,7 @@ def read_intent_slot_files(query_file: str | Path, slot_file: str | Path, num_in
         intents.append(intent)
         slots.append(ids)
         lines.append(line)
-    summary.kept = len(sentences)
-    if not sentences:
-        raise IntentSlotFormatError(f"{query_file} has no usable queries ({summary}); first problem: "
-                                    f"{summary.warnings[0] if summary.warnings else 'none'}")
-    if summary.skipped > skipped_before:
-        logger.warning("%s", summary)
+    summary.finish(len(sentences), IntentSlotFormatError, "queries", source=query_file,
+                   log=summary.skipped > skipped_before)
     return IntentSlotData(str(query_file), str(slot_file), queries.sha256 + slot_digest, sentences,
                           np.asarray(intents, dtype=np.int64), slots, lines, summary)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..glue.tsv import DataFormatError, ReadSummary, logger
+from ..glue.tsv import DataFormatError, ReadSummary
 from ..token_classification import build_label_ids, read_token_classification_files
 
 __all__ = ["PunctCapitFormatError", "PunctCapitData", "read_punct_capit_files", "punctuate",
@@ -75,12 +75,8 @@ def read_punct_capit_files(text_file: str | Path, label_file: str | Path,
         punct.append(p)
         capit.append(c)
         lines.append(line)
-    summary.kept = len(sentences)
-    if not sentences:
-        raise PunctCapitFormatError(f"{label_file} has no usable lines ({summary}); first problem: "
-                                    f"{summary.warnings[0] if summary.warnings else 'none'}")
-    if len(sentences) < len(data.sentences):
-        logger.warning("%s", summary)
+    summary.finish(len(sentences), PunctCapitFormatError, "lines", source=label_file,
+                   log=len(sentences) < len(data.sentences))
     return PunctCapitData(data.text_file, str(label_file), data.sha256, sentences, punct, capit, lines, summary)
 
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..glue.tsv import DataFormatError, ReadSummary, logger, read_tsv_lines
+from ..glue.tsv import DataFormatError, ReadSummary, read_tsv_lines
 
 __all__ = ["TextClassificationFormatError", "TextClassificationData", "read_text_classification_file",
            "select_samples"]
@@ -77,13 +77,8 @@ def read_text_classification_file(path: str | Path, num_classes: Optional[int] =
         texts.append(parsed[0])
         labels.append(parsed[1])
         line_numbers.append(n + 1)
-    summary.kept = len(texts)
-    if not texts:
-        raise TextClassificationFormatError(
-            f"{path} has no usable sentence<TAB>label rows ({summary}); first problem: "
-            f"{summary.warnings[0] if summary.warnings else 'the file holds only a header'}")
-    if summary.warnings or summary.blank_lines:
-        logger.warning("%s", summary)
+    summary.finish(len(texts), TextClassificationFormatError, "sentence<TAB>label rows", "the file holds only a header",
+                   source=path)
     return TextClassificationData(str(path), digest, texts, np.asarray(labels, dtype=np.int64), line_numbers, summary)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-from ..glue.tsv import DataFormatError, ReadSummary, logger, read_tsv_lines
+from ..glue.tsv import DataFormatError, ReadSummary, read_tsv_lines
 
 __all__ = ["TokenClassificationFormatError", "TokenClassificationData", "read_token_classification_files",
            "build_label_ids", "write_label_ids", "read_label_ids", "LABEL_IDS_FILE"]
@@ -83,13 +83,7 @@ def read_token_classification_files(text_file: str | Path, label_file: Optional[
             labels.append(tags)
         sentences.append(words)
         lines.append(n + 1)
-    summary.kept = len(sentences)
-    if not sentences:
-        raise TokenClassificationFormatError(
-            f"{text_file} has no usable sentences ({summary}); first problem: "
-            f"{summary.warnings[0] if summary.warnings else 'every line is blank'}")
-    if summary.warnings or summary.blank_lines:
-        logger.warning("%s", summary)
+    summary.finish(len(sentences), TokenClassificationFormatError, "sentences", "every line is blank", source=text_file)
     return TokenClassificationData(str(text_file), None if label_file is None else str(label_file),
                                    digest + label_digest, sentences, labels, lines, summary)
 
