@@ -1,0 +1,22 @@
+"""benchmarks/roofline.py's FLOP count, against a count by hand (its timings are the benchmark's, not a test's)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import roofline  # noqa: E402
+
+CFG = {"hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 2}
+
+
+def test_forward_flops_count_real_tokens_only():
+    # one row of 10 tokens, per layer: projections 8*10*4*4 = 1280, MLP 4*10*4*8 = 1280, attention
+    # 4*10*10*4 = 1600; two layers 8320; a token head of 3 classes 2*10*4*3 = 240
+    assert roofline.forward_flops(np.array([10]), CFG, "token", 3) == 8560
+    # a sequence head reads one vector a row: pooler 2*4*4 + classifier 2*4*2
+    assert roofline.forward_flops(np.array([10]), CFG, "sequence", 2) == 8320 + 32 + 16
+    # rows add up; the attention term is quadratic in each row's own length, not the batch's longest
+    both = roofline.forward_flops(np.array([10, 5]), CFG, "token", 3)
+    five = 2 * (8 * 5 * 16 + 4 * 5 * 32 + 4 * 25 * 4) + 2 * 5 * 4 * 3
+    assert both == 8560 + five
