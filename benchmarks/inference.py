@@ -12,7 +12,11 @@ dataset order, batch `--batch_size`, no autograd, eval mode. Sides:
   padding -> BERT attention_impl="auto" -> TokenClassifier -> SpanningLoss with attention_mask), the
   whole call timed;
 * `nmod_sorted`: the same nmod modules called directly on length-sorted batches: not what the
-  executor does today, printed to size what sorting eval batches by length would add.
+  executor does today, printed to size what sorting eval batches by length would add;
+* `nmod_int8`: the predictors' `precision="int8"` (`nmod_nlp.inference.precision`: the Linear layers
+  dynamically quantized to int8) on a copy of the same modules, called directly on the dataset-order
+  batches; its largest start/end logit difference from fp32 is printed (this head is untrained, so
+  the change in EM/F1 on real data is not measured here).
 
 The start/end logits of nmod and HF are compared at real tokens (they must agree to float tolerance)
 before anything is timed. Repetitions are interleaved across sides; medians reported.
@@ -31,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402
 
-SIDES = ("hf_padded", "hf_dynamic", "nmod", "nmod_sorted")
+SIDES = ("hf_padded", "hf_dynamic", "nmod", "nmod_sorted", "nmod_int8")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,11 +85,22 @@ def hf_eval(model, dataset, batches, fixed_length=None) -> list:
 
 
 @torch.no_grad()
-def nmod_sorted_eval(encoder, head, dataset, batches) -> None:
+def nmod_sorted_eval(encoder, head, dataset, batches) -> list:
     call = torch.nn.Module.__call__
     encoder.eval(), head.eval()
-    for input_ids, type_ids, mask, *_ in loader(dataset, batches):
-        call(head, hidden_states=call(encoder, input_ids=input_ids, token_type_ids=type_ids, attention_mask=mask))
+    return [call(head, hidden_states=call(encoder, input_ids=input_ids, token_type_ids=type_ids, attention_mask=mask))
+            for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
+
+
+def int8_copy(encoder, head):
+    """The predictors' int8 path on copies of the modules."""
+    import copy
+
+    from nmod_nlp.inference.precision import prepare_for_inference
+
+    encoder, head = copy.deepcopy(encoder), copy.deepcopy(head)
+    prepare_for_inference([encoder, head], None, "int8")
+    return encoder, head
 
 
 def check_equal(nf, out, hf_model, dataset, batches) -> float:
@@ -108,9 +123,14 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     sorted_batches = [order[i:i + args.batch_size].tolist() for i in range(0, n, args.batch_size)]
     hf_model = B.hf_qa_model(None, head=head)
     diff = check_equal(nf, out, hf_model, dataset, batches)
+    q_encoder, q_head = int8_copy(encoder, head)
+    fp32 = nmod_sorted_eval(encoder, head, dataset, batches)
+    int8 = nmod_sorted_eval(q_encoder, q_head, dataset, batches)
+    int8_diff = max(float((a - b).abs().max()) for a, b in zip(fp32, int8))
     print(f"\n==== {kind}: {B.length_summary(dataset.lengths)}; batch {args.batch_size} ====")
     print(f"start/end logits at real tokens, nmod vs HF: max |diff| = {diff:.2e} "
-          f"({'agree' if diff < 1e-3 else 'DIFFER'})")
+          f"({'agree' if diff < 1e-3 else 'DIFFER'}); int8 vs fp32 nmod: max |diff| = {int8_diff:.2e} "
+          f"(the padding positions included)")
 
     def one(name):
         start = time.perf_counter()
@@ -122,6 +142,8 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
             nf.infer([out.start_logits, out.end_logits])
         elif name == "nmod_sorted":
             nmod_sorted_eval(encoder, head, dataset, sorted_batches)
+        elif name == "nmod_int8":
+            nmod_sorted_eval(q_encoder, q_head, dataset, batches)
         return n / (time.perf_counter() - start)
 
     for name in names:  # warm up
@@ -135,7 +157,7 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     med = {k: B.median(v) for k, v in per.items()}
     print(B.table([[k, f"{med[k]:.1f}", f"{min(per[k]):.1f}-{max(per[k]):.1f}"] for k in names],
                   ["side", "features/s (median)", "range"]))
-    for ours in ("nmod", "nmod_sorted"):
+    for ours in ("nmod", "nmod_sorted", "nmod_int8"):
         for ref in ("hf_padded", "hf_dynamic"):
             if ours in med and ref in med:
                 print(f"{ours} / {ref}: {med[ours] / med[ref]:.2f}x")

@@ -29,6 +29,7 @@ from nmod.log import get_logger
 from nmod.optim import get_lr_policy
 
 from .data.token_classification import read_label_ids
+from .inference.precision import PRECISIONS
 from .model_folder import save_model_folder
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
 from .modules.encoders.checkpoint_io import check_vocab_fits
@@ -635,6 +636,9 @@ def infer_parser(doc: str, work_dir: str, queries: Optional[str] = None, input_f
     p.add_argument("--checkpoint_dir", help="a run's checkpoints/ folder: the model/ folder beside it is read")
     p.add_argument("--batch_size", type=number(int), default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="int8: the Linear layers quantized to int8 for the CPU (dynamic quantization; "
+                        "docs/inference_export.md)")
     p.add_argument("--debug", action="store_true", help="show the traceback of nmod's own errors")
     p.set_defaults(default_work_dir=work_dir)
     return p
@@ -655,7 +659,8 @@ def infer_model_dir(args: argparse.Namespace) -> Path:
 def load_predictor(predictor: type, args: argparse.Namespace, **settings) -> Any:
     """``predictor`` (a class of ``nmod_nlp.inference``) from the folder the flags name, batched and
     placed as they say."""
-    return predictor.from_model_dir(infer_model_dir(args), batch_size=args.batch_size, device=args.device, **settings)
+    return predictor.from_model_dir(infer_model_dir(args), batch_size=args.batch_size, device=args.device,
+                                    precision=args.precision, **settings)
 
 
 def read_queries(args: argparse.Namespace, default: Sequence[str]) -> list[str]:

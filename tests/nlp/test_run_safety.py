@@ -277,3 +277,32 @@ def test_a_save_killed_half_way_leaves_no_hidden_folders(tmp_path):
     save_checkpoint(tmp_path, step=4, modules={"m": torch.nn.Linear(2, 2)}, module_classes={"m": "torch.nn.Linear"},
                     trainer_state=TrainerState(4, 0, 0, {}, {}, [], {}, 1), keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004"]
+
+
+def test_int8_predictors_give_fp32_answers_within_tolerance(runs, capsys):
+    """--precision int8 (dynamic quantization of the Linear layers): each class probability within 0.05
+    of fp32's, the same label wherever fp32's margin is clear; the infer scripts take the flag."""
+    import torch
+
+    from nmod.core.errors import ConfigError
+    from nmod_nlp.data.glue import read_glue_file
+    from nmod_nlp.inference import TextClassifier, load_predictor
+    from nmod_nlp.inference.precision import prepare_for_inference
+
+    run = runs["glue"]
+    examples = read_glue_file(run["data"] / "MRPC" / "dev.tsv", "mrpc", "dev").examples
+    texts = [(e.text_a, e.text_b) for e in examples]
+    fp32 = TextClassifier.from_model_dir(run["work"] / "model").predict(texts)
+    int8 = load_predictor(run["work"] / "model", precision="int8")
+    kinds = {type(m) for m in int8.encoder.modules()}
+    assert torch.nn.Linear not in kinds and any(k.__module__.startswith("torch.ao.nn.quantized") for k in kinds)
+    for a, b in zip(fp32, int8.predict(texts)):
+        assert max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) < 0.05
+        top, second = sorted(a["scores"].values(), reverse=True)[:2]
+        if top - second > 0.1:
+            assert a["label"] == b["label"]
+    code, out, err = run_script(RECIPES["ner"][3], [*RECIPES["ner"][4], "--model_dir", runs["ner"]["work"] / "model",
+                                                    "--precision", "int8"], capsys)
+    assert code == 0 and "Result: " in out, err[-2000:]
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        prepare_for_inference([int8.head], None, "fp16")

@@ -8,6 +8,9 @@
 | ``punctuation_capitalization`` | ``PunctuationCapitalizer`` | lower-case text | punctuated, capitalized text |
 | ``intent_slot`` | ``IntentSlotTagger`` | a query | an intent, a slot per word |
 
+``precision="int8"`` (``--precision int8`` in the ``*_infer.py`` scripts) runs the Linear layers in int8
+on the CPU (``inference.precision``).
+
 Each reads only the folder (``nmod_nlp.model_folder``): no Megatron config, checkpoint or recipe flag.
 """
 from __future__ import annotations
@@ -30,12 +33,13 @@ PREDICTORS = {"glue": TextClassifier, "text_classification": TextClassifier, "ne
               "punctuation_capitalization": PunctuationCapitalizer, "intent_slot": IntentSlotTagger}
 
 
-def load_predictor(path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None):
-    """The predictor for whatever task the model folder at ``path`` holds."""
+def load_predictor(path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None,
+                   precision: str = "fp32"):
+    """The predictor for whatever task the model folder at ``path`` holds (``precision``: fp32 or int8)."""
     model = load_model_folder(path)
     if model.task == "squad":
-        return QuestionAnswerer.from_model_folder(model, batch_size=batch_size, device=device)
+        return QuestionAnswerer.from_model_folder(model, batch_size=batch_size, device=device, precision=precision)
     if model.task not in PREDICTORS:
         raise ConfigError(f"{model.path} holds a {model.task!r} model; nmod's predictors read "
                           f"{sorted(['squad', *PREDICTORS])}")
-    return PREDICTORS[model.task](model, batch_size, device)
+    return PREDICTORS[model.task](model, batch_size, device, precision)

@@ -17,17 +17,20 @@ from nmod.progress import progress
 
 from ..model_folder import ModelFolder, load_model_folder
 from ..ports import head_inputs
+from .precision import prepare_for_inference
 
 __all__ = ["Predictor", "batched"]
 
 
 class Predictor:
-    """The encoder and head of a model folder of one of ``TASKS``, on ``device``, in eval mode."""
+    """The encoder and head of a model folder of one of ``TASKS``, on ``device``, in eval mode;
+    ``precision="int8"`` quantizes their Linear layers for the CPU (``inference.precision``)."""
 
     TASKS: ClassVar[tuple[str, ...]] = ()
     HEAD: ClassVar[str] = "head"  # the head's name in the folder
 
-    def __init__(self, model: ModelFolder, batch_size: int = 32, device: Optional[str] = None):
+    def __init__(self, model: ModelFolder, batch_size: int = 32, device: Optional[str] = None,
+                 precision: str = "fp32"):
         if model.task not in self.TASKS:
             raise ConfigError(f"{model.path} holds a {model.task!r} model; {type(self).__name__} reads "
                               f"{' or '.join(repr(t) for t in self.TASKS)} model folders")
@@ -39,15 +42,14 @@ class Predictor:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.model, self.batch_size = model, int(batch_size)
         self.encoder, self.head, self.tokenizer = model["encoder"], model[self.HEAD], model.tokenizer
-        if device is not None:
-            self.encoder.to(device), self.head.to(device)
-        self.device = next(self.encoder.parameters()).device
-        self.encoder.eval(), self.head.eval()
+        self.precision = precision
+        self.device = prepare_for_inference([self.encoder, self.head], device, precision)
 
     @classmethod
-    def from_model_dir(cls, path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None):
+    def from_model_dir(cls, path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None,
+                       precision: str = "fp32"):
         """From ``<work_dir>/model`` of a training run."""
-        return cls(load_model_folder(path), batch_size, device)
+        return cls(load_model_folder(path), batch_size, device, precision)
 
     def setting(self, name: str, default: Any = None) -> Any:
         """A setting the training run recorded in the folder (``extra``), e.g. ``max_seq_length``."""

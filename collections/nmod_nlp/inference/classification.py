@@ -41,8 +41,8 @@ class TextClassifier(Predictor):
 
     TASKS = ("glue", "text_classification")
 
-    def __init__(self, model, batch_size: int = 32, device: Optional[str] = None):
-        super().__init__(model, batch_size, device)
+    def __init__(self, model, batch_size: int = 32, device: Optional[str] = None, precision: str = "fp32"):
+        super().__init__(model, batch_size, device, precision)
         self.regression = self.head.output_ports.get("preds") is not None
         self.label_names = [] if self.regression else self.labels("labels")
         self.max_seq_length = int(self.setting("max_seq_length", 128))

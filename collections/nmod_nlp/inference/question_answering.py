@@ -31,6 +31,7 @@ from ..data.squad import SquadData, SquadDataset, SquadEvaluator, SquadExample, 
 from ..data.squad.features import load_or_create_features
 from ..model_folder import ModelFolder, load_model_folder
 from ..modules.losses import SpanningLoss
+from .precision import prepare_for_inference
 
 __all__ = ["QuestionAnswerer", "SQUAD_SETTINGS"]
 
@@ -93,7 +94,7 @@ class QuestionAnswerer:
     """
 
     def __init__(self, encoder, qa_head, tokenizer, batch_size: int = 8, device: Optional[str] = None,
-                 **settings):
+                 precision: str = "fp32", **settings):
         unknown = sorted(set(settings) - set(SQUAD_SETTINGS))
         if unknown:
             raise TypeError(f"QuestionAnswerer: unknown settings {unknown}; expected {sorted(SQUAD_SETTINGS)}")
@@ -101,24 +102,22 @@ class QuestionAnswerer:
         self.encoder, self.qa_head, self.tokenizer = encoder, qa_head, tokenizer
         self.batch_size = int(batch_size)
         self.split = SpanningLoss()  # splits the head's (B, T, 2) logits as the recipe does, masking padding
-        if device is not None:
-            encoder.to(device), qa_head.to(device)
-        self.device = next(encoder.parameters()).device
-        encoder.eval(), qa_head.eval()
+        self.precision = precision
+        self.device = prepare_for_inference([encoder, qa_head], device, precision)
 
     @classmethod
     def from_model_dir(cls, path: str | os.PathLike, batch_size: int = 8, device: Optional[str] = None,
-                       **settings) -> "QuestionAnswerer":
+                       precision: str = "fp32", **settings) -> "QuestionAnswerer":
         """From a SQuAD model folder (``work_dir/model`` of ``question_answering_squad.py``).
 
         The windowing and decoding settings are the folder's (those of the run that trained it);
         ``settings`` override them, e.g. ``n_best_size=5``.
         """
-        return cls.from_model_folder(load_model_folder(path), batch_size, device, **settings)
+        return cls.from_model_folder(load_model_folder(path), batch_size, device, precision, **settings)
 
     @classmethod
     def from_model_folder(cls, model: ModelFolder, batch_size: int = 8, device: Optional[str] = None,
-                          **settings) -> "QuestionAnswerer":
+                          precision: str = "fp32", **settings) -> "QuestionAnswerer":
         if model.task != "squad":
             raise ConfigError(f"{model.path} holds a {model.task!r} model, not a question-answering one "
                               f"(task 'squad', written by question_answering_squad.py)")
@@ -127,7 +126,7 @@ class QuestionAnswerer:
             raise ConfigError(f"{model.path}: a SQuAD model folder needs the modules 'encoder' and 'qa_head'; "
                               f"missing {missing}, found {sorted(model.modules)}")
         recorded = {k: v for k, v in model.extra.items() if k in SQUAD_SETTINGS}
-        return cls(model["encoder"], model["qa_head"], model.tokenizer, batch_size, device,
+        return cls(model["encoder"], model["qa_head"], model.tokenizer, batch_size, device, precision,
                    **{**recorded, **settings})
 
     def __call__(self, question: str, context: str) -> dict:
