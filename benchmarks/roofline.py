@@ -136,17 +136,18 @@ class Kind:
         return loss_fn(logits=head(hidden_states=hidden), labels=batch[5], loss_mask=batch[3])
 
     def nmod_modules(self):
-        from nmod_nlp.modules.encoders import BERT
-        from nmod_nlp.modules.heads import SequenceClassifier, TokenClassifier
-        from nmod_nlp.modules.losses import CrossEntropyLoss, SpanningLoss
-
+        """The modules the other benchmarks time: `_bench`'s QA and GLUE ones, the NER recipe's linear head."""
+        if self.name == "squad":
+            return B.nmod_modules(dropout=None)
         if self.name == "glue":
-            encoder = BERT(pretrained_dir=B.MODEL_DIR, add_pooler=True)
-            head = SequenceClassifier(encoder.hidden_size, self.num_classes, num_layers=1, dropout=0.1, pooled=True)
-            return encoder, head, CrossEntropyLoss()
+            return B.nmod_glue_modules("mrpc", self.num_classes)
+        from nmod_nlp.modules.encoders import BERT
+        from nmod_nlp.modules.heads import TokenClassifier
+        from nmod_nlp.modules.losses import CrossEntropyLoss
+
         encoder = BERT(pretrained_dir=B.MODEL_DIR)
         head = TokenClassifier(encoder.hidden_size, self.num_classes, num_layers=1, log_softmax=False, dropout=0.1)
-        return encoder, head, SpanningLoss() if self.name == "squad" else CrossEntropyLoss(logits_ndim=3)
+        return encoder, head, CrossEntropyLoss(logits_ndim=3)
 
     def hf_model(self):
         import transformers
