@@ -6,6 +6,8 @@
     .venv/bin/python benchmarks/ner_accuracy.py --data_dir ../shared/data/conll2003 --budget short \
         --train_sentences 3000 --dev_sentences 800 --sides nmod_linear,nmod_mlp,hf --seeds 0,1,2,3,4
         # ^ the token heads at a short budget (--budget nemo: NeMo's batch 8, 5 epochs); docs/accuracy.md
+    ... --budget short --train_sentences 3000 --dev_sentences 800 --parity_steps 0 --sides hf --seeds 0
+        # ^ first a dropout-0 whole run of both sides from the same initial classifier (--parity_steps)
 
 The real CoNLL-2003 `train.txt` and `dev.txt` are converted with the recipe's importer
 (`import_from_iob_format`), into a temporary folder. Both sides fine-tune the pretrained MiniLM BERT of
@@ -26,6 +28,10 @@ Linear, what BertForTokenClassification's `classifier` is; `nmod` is the same si
 `nmod_mlp` (`--head mlp`, NeMo 0.11's: a 2-layer MLP with dropout 0.5) and `hf`.
 Budgets (`--budget`): `nemo` is NeMo 0.11's NER defaults (batch 8, 5 epochs, lr 5e-5), `short` one
 epoch at batch 32 and lr 5e-5; `--batch_size`, `--epochs` and `--lr` override either.
+`--parity_steps N` first trains nmod's linear-head graph and BertForTokenClassification with dropout 0 from
+the same initial classifier for N steps (0: the whole run, then both scored on dev) and prints both losses:
+whether the two sides compute the same training step, so that what differs with dropout is only where each
+seed's random numbers go (the classifier's init, the dropout masks).
 With several seeds the table gives mean ± sample std, and each side minus transformers with its
 standard error. Each nmod side is also scored after its trained Linear layers are quantized to int8
 (the predictors' `precision="int8"`): the `int8 entity F1` of its line.
@@ -33,6 +39,7 @@ standard error. Each nmod side is also scored after its trained Linear layers ar
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import sys
@@ -88,7 +95,11 @@ BUDGETS = {"nemo": {"batch_size": 8, "epochs": 5, "lr": 5e-5}, "short": {"batch_
            "default": {"batch_size": 32, "epochs": 2, "lr": 1e-4}}
 
 
-def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear") -> dict:
+def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", dropout: float | None = None,
+             max_steps: int | None = None, recorder=None) -> dict:
+    """The NER recipe's graph through `nf.train`. `dropout` (encoder and head) None keeps the defaults;
+    `max_steps` stops early (no dev score); `recorder` collects each step's loss. The result carries the
+    head's initial state (`initial_head`), for the parity check."""
     import nmod
     from nmod.optim import get_lr_policy
     from nmod_nlp.callbacks import first_subtoken_values
@@ -98,10 +109,12 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear") 
     from nmod_nlp.recipe import TOKEN_HEADS
 
     nf = nmod.NeuralModuleFactory(random_seed=seed, log_dir=None, progress_bar=False)
-    encoder = BERT(pretrained_dir=B.MODEL_DIR, attention_impl=args.attention_impl)
+    encoder = BERT(pretrained_dir=B.MODEL_DIR, attention_impl=args.attention_impl, hidden_dropout_prob=dropout,
+                   attention_probs_dropout_prob=dropout)
     shape = TOKEN_HEADS[head_kind]
     head = TokenClassifier(encoder.hidden_size, num_classes=len(label_ids), num_layers=shape["num_fc_layers"],
-                           dropout=shape["fc_dropout"], log_softmax=False)
+                           dropout=shape["fc_dropout"] if dropout is None else dropout, log_softmax=False)
+    initial_head = copy.deepcopy(head.state_dict())
     loss_fn = CrossEntropyLoss(logits_ndim=3)
 
     def graph(layer):
@@ -112,10 +125,13 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear") 
 
     _, _, loss = graph(train)
     start = time.perf_counter()
+    length = {"max_steps": max_steps} if max_steps else {"num_epochs": args.epochs}
     nf.train([loss], optimizer="adam_w", lr_policy=get_lr_policy("WarmupAnnealing", warmup_ratio=0.1),
-             optimization_params={"lr": args.lr, "weight_decay": 0.01, "num_epochs": args.epochs,
-                                  "grad_norm_clip": 1.0})
+             optimization_params={"lr": args.lr, "weight_decay": 0.01, "grad_norm_clip": 1.0, **length},
+             callbacks=[recorder.callback] if recorder else [])
     seconds = time.perf_counter() - start
+    if max_steps:
+        return {"seconds": seconds, "initial_head": initial_head}
     batch, logits, _ = graph(dev)
 
     def dev_score() -> dict:
@@ -124,7 +140,7 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear") 
                                 for lg, m, lb in zip(out_logits, out_mask, out_labels)])
         return score(preds, dev, label_ids)
 
-    done = {"seconds": seconds, "result": dev_score()}
+    done = {"seconds": seconds, "result": dev_score(), "initial_head": initial_head}
     try:  # the same trained modules with int8 Linear layers (the predictors' precision="int8")
         from nmod_nlp.inference.precision import prepare_for_inference
 
@@ -135,13 +151,20 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear") 
     return done
 
 
-def run_hf(train, dev, label_ids, args, seed: int) -> dict:
+def run_hf(train, dev, label_ids, args, seed: int, dropout: float | None = None, max_steps: int | None = None,
+           head_state: dict | None = None) -> dict:
+    """BertForTokenClassification on the executor's batches. `dropout`, `max_steps` as `run_nmod`;
+    `head_state`: start the classifier from nmod's initial (1-layer) head. The result carries each step's loss."""
     from transformers import BertForTokenClassification
 
     torch.manual_seed(seed)
-    model = BertForTokenClassification.from_pretrained(B.MODEL_DIR, num_labels=len(label_ids), dtype=torch.float32)
+    kwargs = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    model = BertForTokenClassification.from_pretrained(B.MODEL_DIR, num_labels=len(label_ids), dtype=torch.float32,
+                                                       **kwargs)
+    if head_state is not None:  # nmod's TokenClassifier: its mlp.layer0 is the classifier
+        model.classifier.load_state_dict({k.split(".")[-1]: v for k, v in head_state.items()})
     steps_per_epoch = -(-len(train) // args.batch_size)
-    total = steps_per_epoch * args.epochs
+    total = max_steps or steps_per_epoch * args.epochs
     optimizer = B.adamw(model.named_parameters(), lr=args.lr, weight_decay=0.01, impl="foreach")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, B.nmod_lr_lambda(total, 0.1))
 
@@ -151,16 +174,20 @@ def run_hf(train, dev, label_ids, args, seed: int) -> dict:
                 "labels": labels.masked_fill(first == 0, -100)}  # first-sub-token labels (run_ner's default)
 
     model.train()
+    losses = []
     start = time.perf_counter()
-    for epoch in range(args.epochs):
-        for idx in B.executor_batches(len(train), args.batch_size, seed, epoch):
+    for epoch in range(-(-total // steps_per_epoch)):
+        for idx in B.executor_batches(len(train), args.batch_size, seed, epoch)[:total - len(losses)]:
             loss = model(**hf_inputs(train.collate_fn([train.dataset[i] for i in idx]))).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
             model.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
     seconds = time.perf_counter() - start
+    if max_steps:
+        return {"seconds": seconds, "losses": losses}
     model.eval()
     preds = []
     with torch.no_grad():
@@ -168,7 +195,33 @@ def run_hf(train, dev, label_ids, args, seed: int) -> dict:
             batch = hf_inputs(dev.collate_fn([dev.dataset[j] for j in range(i, min(len(dev), i + 64))]))
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
             preds.append(logits.argmax(-1)[batch["labels"] != -100].numpy())
-    return {"seconds": seconds, "result": score(np.concatenate(preds), dev, label_ids)}
+    return {"seconds": seconds, "result": score(np.concatenate(preds), dev, label_ids), "losses": losses}
+
+
+def parity(train, dev, label_ids, args, seed: int, steps: int) -> float:
+    """Dropout 0: the NER graph with its linear head vs BertForTokenClassification starting from a copy of
+    nmod's initial classifier, same batches. `steps` 0: the whole run, then both scored on dev. Agreement
+    means what differs between the sides at dropout 0.1 is only where each seed's random numbers go."""
+    from train_throughput import Recorder
+
+    rec = Recorder()
+    nmod_run = run_nmod(train, dev, label_ids, args, seed, "linear", dropout=0.0, max_steps=steps or None,
+                        recorder=rec)
+    hf_run = run_hf(train, dev, label_ids, args, seed, dropout=0.0, max_steps=steps or None,
+                    head_state=nmod_run["initial_head"])
+    pairs = list(zip(rec.losses, hf_run["losses"]))
+    shown = sorted(set(range(min(4, len(pairs)))) | set(range(max(0, len(pairs) - 2), len(pairs))))
+    print(B.table([[s + 1, f"{pairs[s][0]:.6f}", f"{pairs[s][1]:.6f}", f"{abs(pairs[s][0] - pairs[s][1]):.1e}"]
+                   for s in shown], ["step", "nmod graph", "BertForTokenClassification, nmod's initial classifier",
+                                     "|diff|"]))
+    diff = max(abs(a - b) for a, b in pairs)
+    ok = diff <= 1e-4 * max(1.0, abs(pairs[0][0]))
+    print(f"max |diff| {diff:.1e} over {len(pairs)} steps -> {'AGREE' if ok else 'DIFFER'} (tolerance 1e-4 relative)")
+    if not steps:
+        for name, run in (("nmod graph", nmod_run), ("BertForTokenClassification", hf_run)):
+            r = run["result"]
+            print(f"  dev, dropout 0, {name}: entity F1 {r['f1']:.2f} (P {r['precision']:.2f} R {r['recall']:.2f})")
+    return diff
 
 
 def main(argv=None) -> dict:
@@ -186,6 +239,9 @@ def main(argv=None) -> dict:
     p.add_argument("--sides", default="nmod_linear,hf", help=f"of {sorted(NMOD_HEADS)} and hf")
     p.add_argument("--attention_impl", default="auto")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--parity_steps", type=int, default=None,
+                   help="first a dropout-0 check that nmod's linear-head graph and BertForTokenClassification give "
+                        "the same losses over this many steps (0: the whole run, then both scored on dev)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     for key, value in BUDGETS[args.budget].items():
@@ -202,7 +258,12 @@ def main(argv=None) -> dict:
         train, dev, label_ids = layers(data, tokenizer, args.batch_size, args.max_seq_length)
         print(f"train {len(train.sentences)} sentences ({len(train)} windows), dev {len(dev.sentences)} sentences, "
               f"{len(label_ids)} labels, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}")
-        for seed in (int(s) for s in args.seeds.split(",")):
+        seeds = [int(s) for s in args.seeds.split(",")]
+        if args.parity_steps is not None:
+            print(f"-- parity, dropout 0, {f'{args.parity_steps} steps' if args.parity_steps else 'the whole run'}, "
+                  f"seed {seeds[0]}")
+            parity(train, dev, label_ids, args, seeds[0], args.parity_steps)
+        for seed in seeds:
             for side in args.sides.split(","):
                 if side == "hf":
                     run = run_hf(train, dev, label_ids, args, seed)
@@ -226,7 +287,7 @@ def main(argv=None) -> dict:
             print(f"{side} - hf entity F1: {d:+.2f} points (s.e. {se:.2f}); "
                   f"{side} / hf throughput: {np.mean(speed[side]) / np.mean(speed['hf']):.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({s: [{k: v for k, v in r.items() if not k.startswith("result")} |
+        Path(args.json).write_text(json.dumps({s: [{k: r[k] for k in ("seconds", "sentences_per_s")} |
                                                    {"f1": r["result"]["f1"]} |
                                                    ({"f1_int8": r["result_int8"]["f1"]} if "result_int8" in r else {})
                                                    for r in runs]
