@@ -33,6 +33,14 @@ class Context:
         index = next(self._name_counters[base])
         return base if index == 0 else f"{base}_{index}"
 
+    def __deepcopy__(self, memo: dict) -> "Context":
+        # A context is where modules live, not part of one: `copy.deepcopy(module)` gives a module in the
+        # same context, whose calls the graphs being recorded there see.
+        return self
+
+    def __copy__(self) -> "Context":
+        return self
+
 
 default_context = Context()
 

@@ -56,6 +56,15 @@ def test_recording_binds_inputs_to_the_consuming_ports_types(parts):
     assert "attention_mask<-input.attention_mask" in text and "bound outputs: logits (B, C) LogitsType" in text
 
 
+def test_a_deep_copied_module_is_recorded_in_graphs_like_its_original(parts):
+    """copy.deepcopy keeps a module in its context: its calls are steps of the graph being recorded."""
+    copies = {**parts, "cls": copy.deepcopy(parts["cls"])}
+    assert copies["cls"]._context is parts["cls"]._context
+    g = model_graph(copies)
+    assert g["cls"] is copies["cls"] and g["cls"] is not parts["cls"]
+    assert list(g.output_ports) == ["logits"]
+
+
 def test_default_outputs_are_every_steps_named_by_port_or_module(parts):
     with NeuralGraph(name="g") as g:
         h = parts["emb"](input_ids=g.inputs["ids"])
