@@ -35,5 +35,7 @@ setup(
     extras_require={"test": read_requirements("requirements-test.txt"), "tensorboard": ["tensorboard"],
                     "plots": ["matplotlib"],
                     # nf.deployment_export(..., DeploymentFormat.ONNX): torch's TorchScript-based ONNX exporter.
-                    "export": ["onnx>=1.15"]},
+                    "export": ["onnx>=1.15"],
+                    # the predictors' runtime="onnxruntime" (--runtime onnxruntime): export, then serve.
+                    "onnxruntime": ["onnx>=1.15", "onnxruntime>=1.17"]},
 )

@@ -13,10 +13,13 @@ dataset order, batch `--batch_size`, no autograd, eval mode. Sides:
   whole call timed;
 * `nmod_sorted`: the same nmod modules called directly on length-sorted batches: not what the
   executor does today, printed to size what sorting eval batches by length would add;
-* `nmod_int8`: the predictors' `precision="int8"` (`nmod_nlp.inference.precision`: the Linear layers
-  dynamically quantized to int8) on a copy of the same modules, called directly on the dataset-order
-  batches; its largest start/end logit difference from fp32 is printed (this head is untrained, so
-  the change in EM/F1 on real data is not measured here).
+* the predictors' deployment paths (`nmod_nlp.inference.runtime.inference_model`) on copies of the
+  same modules, called directly on the dataset-order batches:
+  `nmod_int8` (`precision="int8"`: torch's dynamic int8 quantization of the Linear layers),
+  `nmod_ort` (`runtime="onnxruntime"`: encoder and head exported as one ONNX graph, run by ONNX Runtime)
+  and `nmod_ort_int8` (both: ONNX Runtime's dynamic int8 quantization of the graph's MatMuls).
+  Each one's largest start/end logit difference from eager fp32 is printed (this head is untrained,
+  so the change in EM/F1 on real data is not measured here).
 
 The start/end logits of nmod and HF are compared at real tokens (they must agree to float tolerance)
 before anything is timed. Repetitions are interleaved across sides; medians reported.
@@ -35,7 +38,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402
 
-SIDES = ("hf_padded", "hf_dynamic", "nmod", "nmod_sorted", "nmod_int8")
+# side -> (runtime, precision) of the predictors' deployment paths
+DEPLOYED = {"nmod_int8": ("torch", "int8"), "nmod_ort": ("onnxruntime", "fp32"),
+            "nmod_ort_int8": ("onnxruntime", "int8")}
+SIDES = ("hf_padded", "hf_dynamic", "nmod", "nmod_sorted", *DEPLOYED)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,15 +98,19 @@ def nmod_sorted_eval(encoder, head, dataset, batches) -> list:
             for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
 
 
-def int8_copy(encoder, head):
-    """The predictors' int8 path on copies of the modules."""
+def deployed(encoder, head, side: str):
+    """A predictor's runtime and precision (`inference_model`) on copies of the modules."""
     import copy
 
-    from nmod_nlp.inference.precision import prepare_for_inference
+    from nmod_nlp.inference.runtime import inference_model
 
-    encoder, head = copy.deepcopy(encoder), copy.deepcopy(head)
-    prepare_for_inference([encoder, head], None, "int8")
-    return encoder, head
+    runtime, precision = DEPLOYED[side]
+    return inference_model(copy.deepcopy(encoder), copy.deepcopy(head), None, precision, runtime)
+
+
+@torch.no_grad()
+def deployed_eval(model, dataset, batches) -> list:
+    return [model(input_ids, type_ids, mask)[0] for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
 
 
 def check_equal(nf, out, hf_model, dataset, batches) -> float:
@@ -123,14 +133,14 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     sorted_batches = [order[i:i + args.batch_size].tolist() for i in range(0, n, args.batch_size)]
     hf_model = B.hf_qa_model(None, head=head)
     diff = check_equal(nf, out, hf_model, dataset, batches)
-    q_encoder, q_head = int8_copy(encoder, head)
+    models = {side: deployed(encoder, head, side) for side in names if side in DEPLOYED}
     fp32 = nmod_sorted_eval(encoder, head, dataset, batches)
-    int8 = nmod_sorted_eval(q_encoder, q_head, dataset, batches)
-    int8_diff = max(float((a - b).abs().max()) for a, b in zip(fp32, int8))
     print(f"\n==== {kind}: {B.length_summary(dataset.lengths)}; batch {args.batch_size} ====")
     print(f"start/end logits at real tokens, nmod vs HF: max |diff| = {diff:.2e} "
-          f"({'agree' if diff < 1e-3 else 'DIFFER'}); int8 vs fp32 nmod: max |diff| = {int8_diff:.2e} "
-          f"(the padding positions included)")
+          f"({'agree' if diff < 1e-3 else 'DIFFER'})")
+    for side, model in models.items():
+        worst = max(float((a - b).abs().max()) for a, b in zip(fp32, deployed_eval(model, dataset, batches)))
+        print(f"{side} vs eager fp32 nmod: max |logit diff| = {worst:.2e} (the padding positions included)")
 
     def one(name):
         start = time.perf_counter()
@@ -142,8 +152,8 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
             nf.infer([out.start_logits, out.end_logits])
         elif name == "nmod_sorted":
             nmod_sorted_eval(encoder, head, dataset, sorted_batches)
-        elif name == "nmod_int8":
-            nmod_sorted_eval(q_encoder, q_head, dataset, batches)
+        else:
+            deployed_eval(models[name], dataset, batches)
         return n / (time.perf_counter() - start)
 
     for name in names:  # warm up
@@ -157,7 +167,7 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     med = {k: B.median(v) for k, v in per.items()}
     print(B.table([[k, f"{med[k]:.1f}", f"{min(per[k]):.1f}-{max(per[k]):.1f}"] for k in names],
                   ["side", "features/s (median)", "range"]))
-    for ours in ("nmod", "nmod_sorted", "nmod_int8"):
+    for ours in ("nmod", "nmod_sorted", *DEPLOYED):
         for ref in ("hf_padded", "hf_dynamic"):
             if ours in med and ref in med:
                 print(f"{ours} / {ref}: {med[ours] / med[ref]:.2f}x")

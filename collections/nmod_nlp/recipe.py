@@ -30,6 +30,7 @@ from nmod.optim import get_lr_policy
 
 from .data.token_classification import read_label_ids
 from .inference.precision import PRECISIONS
+from .inference.runtime import RUNTIMES
 from .model_folder import save_model_folder
 from .modules.encoders import BERT, MegatronBERT, get_pretrained_lm_model
 from .modules.encoders.checkpoint_io import check_vocab_fits
@@ -639,6 +640,9 @@ def infer_parser(doc: str, work_dir: str, queries: Optional[str] = None, input_f
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="int8: the Linear layers quantized to int8 for the CPU (dynamic quantization; "
                         "docs/inference_export.md)")
+    p.add_argument("--runtime", default="torch", choices=RUNTIMES,
+                   help="onnxruntime: the encoder and head exported as one ONNX graph and run by ONNX Runtime on "
+                        "the CPU (with --precision int8: its dynamic int8 quantization)")
     p.add_argument("--debug", action="store_true", help="show the traceback of nmod's own errors")
     p.set_defaults(default_work_dir=work_dir)
     return p
@@ -660,7 +664,7 @@ def load_predictor(predictor: type, args: argparse.Namespace, **settings) -> Any
     """``predictor`` (a class of ``nmod_nlp.inference``) from the folder the flags name, batched and
     placed as they say."""
     return predictor.from_model_dir(infer_model_dir(args), batch_size=args.batch_size, device=args.device,
-                                    precision=args.precision, **settings)
+                                    precision=args.precision, runtime=args.runtime, **settings)
 
 
 def read_queries(args: argparse.Namespace, default: Sequence[str]) -> list[str]:

@@ -306,3 +306,58 @@ def test_int8_predictors_give_fp32_answers_within_tolerance(runs, capsys):
     assert code == 0 and "Result: " in out, err[-2000:]
     with pytest.raises(ConfigError, match="precision must be one of"):
         prepare_for_inference([int8.head], None, "fp16")
+
+
+@pytest.mark.parametrize("name", ["squad", "glue", "ner", "intent_slot"])
+def test_onnxruntime_predictors_give_eager_answers(name, runs, capsys):
+    """runtime="onnxruntime": the encoder and head exported as one graph and served by ONNX Runtime give
+    eager fp32's outputs (1e-4), its int8 within 0.05; the infer script takes --runtime."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from nmod.core.errors import ConfigError
+    from nmod_nlp.inference import load_predictor
+
+    model_dir = runs[name]["work"] / "model"
+    eager, ort, ort_int8 = (load_predictor(model_dir, runtime=r, precision=p)
+                            for r, p in (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")))
+    ids = torch.tensor([[2, 7, 9, 11, 3, 0], [2, 5, 3, 0, 0, 0], [2, 8, 8, 6, 4, 3]])
+    types = torch.tensor([[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0], [0, 0, 1, 1, 1, 1]])
+    mask = (ids != 0).long()  # padded rows of several lengths, in one batch larger than the trace's
+    with torch.no_grad():
+        expected = eager.forward(ids, types, mask)
+        got, got_int8 = ort.forward(ids, types, mask), ort_int8.forward(ids, types, mask)
+    assert len(got) == len(expected) == len(eager.forward.head.output_ports)
+    for e, g, q in zip(expected, got, got_int8):
+        assert g.shape == e.shape
+        torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4)
+        probs = lambda t: torch.softmax(t.float(), -1)  # noqa: E731
+        assert (probs(q) - probs(e)).abs().max() < 0.05
+    script, flags = RECIPES[name][3], RECIPES[name][4]
+    code, out, err = run_script(script, [*flags, "--model_dir", model_dir, "--runtime", "onnxruntime"], capsys)
+    assert code == 0, err[-2000:]
+    code, eager_out, err = run_script(script, [*flags, "--model_dir", model_dir], capsys)
+    assert code == 0 and same_up_to_floats(*(printed(o.splitlines()[-1]) for o in (out, eager_out))), (out, eager_out)
+    with pytest.raises(ConfigError, match="runtime must be one of"):
+        load_predictor(model_dir, runtime="tensorrt")
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        load_predictor(model_dir, runtime="onnxruntime", device="cuda")
+
+
+def printed(line: str):
+    """A JSON line as its value; NeMo's `Result: ...` lines as they are."""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return line
+
+
+def same_up_to_floats(a, b, tol: float = 1e-4) -> bool:
+    """Equal JSON values, numbers within ``tol``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_up_to_floats(a[k], b[k], tol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_up_to_floats(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(a - b) <= tol
+    return a == b

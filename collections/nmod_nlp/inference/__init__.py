@@ -9,7 +9,8 @@
 | ``intent_slot`` | ``IntentSlotTagger`` | a query | an intent, a slot per word |
 
 ``precision="int8"`` (``--precision int8`` in the ``*_infer.py`` scripts) runs the Linear layers in int8
-on the CPU (``inference.precision``).
+on the CPU (``inference.precision``); ``runtime="onnxruntime"`` (``--runtime onnxruntime``) serves the
+encoder and head as one ONNX graph from ONNX Runtime, fp32 or int8 (``inference.runtime``).
 
 Each reads only the folder (``nmod_nlp.model_folder``): no Megatron config, checkpoint or recipe flag.
 """
@@ -34,12 +35,14 @@ PREDICTORS = {"glue": TextClassifier, "text_classification": TextClassifier, "ne
 
 
 def load_predictor(path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None,
-                   precision: str = "fp32"):
-    """The predictor for whatever task the model folder at ``path`` holds (``precision``: fp32 or int8)."""
+                   precision: str = "fp32", runtime: str = "torch"):
+    """The predictor for whatever task the model folder at ``path`` holds (``precision``: fp32 or int8;
+    ``runtime``: torch or onnxruntime)."""
     model = load_model_folder(path)
     if model.task == "squad":
-        return QuestionAnswerer.from_model_folder(model, batch_size=batch_size, device=device, precision=precision)
+        return QuestionAnswerer.from_model_folder(model, batch_size=batch_size, device=device, precision=precision,
+                                                  runtime=runtime)
     if model.task not in PREDICTORS:
         raise ConfigError(f"{model.path} holds a {model.task!r} model; nmod's predictors read "
                           f"{sorted(['squad', *PREDICTORS])}")
-    return PREDICTORS[model.task](model, batch_size, device, precision)
+    return PREDICTORS[model.task](model, batch_size, device, precision, runtime)

@@ -16,21 +16,21 @@ from nmod.core.errors import ConfigError
 from nmod.progress import progress
 
 from ..model_folder import ModelFolder, load_model_folder
-from ..ports import head_inputs
-from .precision import prepare_for_inference
+from .runtime import inference_model
 
 __all__ = ["Predictor", "batched"]
 
 
 class Predictor:
     """The encoder and head of a model folder of one of ``TASKS``, on ``device``, in eval mode;
-    ``precision="int8"`` quantizes their Linear layers for the CPU (``inference.precision``)."""
+    ``precision="int8"`` quantizes their Linear layers for the CPU (``inference.precision``), and
+    ``runtime="onnxruntime"`` serves them as one ONNX graph from ONNX Runtime (``inference.runtime``)."""
 
     TASKS: ClassVar[tuple[str, ...]] = ()
     HEAD: ClassVar[str] = "head"  # the head's name in the folder
 
     def __init__(self, model: ModelFolder, batch_size: int = 32, device: Optional[str] = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", runtime: str = "torch"):
         if model.task not in self.TASKS:
             raise ConfigError(f"{model.path} holds a {model.task!r} model; {type(self).__name__} reads "
                               f"{' or '.join(repr(t) for t in self.TASKS)} model folders")
@@ -42,14 +42,15 @@ class Predictor:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.model, self.batch_size = model, int(batch_size)
         self.encoder, self.head, self.tokenizer = model["encoder"], model[self.HEAD], model.tokenizer
-        self.precision = precision
-        self.device = prepare_for_inference([self.encoder, self.head], device, precision)
+        self.precision, self.runtime = precision, runtime
+        self.forward = inference_model(self.encoder, self.head, device, precision, runtime)
+        self.device = self.forward.device
 
     @classmethod
     def from_model_dir(cls, path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None,
-                       precision: str = "fp32"):
+                       precision: str = "fp32", runtime: str = "torch"):
         """From ``<work_dir>/model`` of a training run."""
-        return cls(load_model_folder(path), batch_size, device, precision)
+        return cls(load_model_folder(path), batch_size, device, precision, runtime)
 
     def setting(self, name: str, default: Any = None) -> Any:
         """A setting the training run recorded in the folder (``extra``), e.g. ``max_seq_length``."""
@@ -62,15 +63,9 @@ class Predictor:
             raise ConfigError(f"{self.model.path}: the folder records no {name!r} labels "
                               f"(it has {sorted(self.model.labels)})") from None
 
-    def encode(self, input_ids, token_type_ids, attention_mask):
-        """The encoder's output on a batch (on this predictor's device)."""
-        to = lambda t: t.to(self.device)  # noqa: E731
-        return self.encoder(input_ids=to(input_ids), token_type_ids=to(token_type_ids),
-                            attention_mask=to(attention_mask))
-
-    def head_inputs(self, encoded) -> dict:
-        """The head's ports from the encoder's output: its pooled output where the head reads the pooler."""
-        return head_inputs(self.head, encoded)
+    def outputs(self, input_ids, token_type_ids, attention_mask) -> dict:
+        """``{head output port: tensor}`` on a batch, whichever runtime runs the model."""
+        return dict(zip(self.head.output_ports, self.forward(input_ids, token_type_ids, attention_mask)))
 
 
 def batched(dataset: torch.utils.data.Dataset, collate, batch_size: int) -> Iterator[Any]:

@@ -41,8 +41,9 @@ class TextClassifier(Predictor):
 
     TASKS = ("glue", "text_classification")
 
-    def __init__(self, model, batch_size: int = 32, device: Optional[str] = None, precision: str = "fp32"):
-        super().__init__(model, batch_size, device, precision)
+    def __init__(self, model, batch_size: int = 32, device: Optional[str] = None, precision: str = "fp32",
+                 runtime: str = "torch"):
+        super().__init__(model, batch_size, device, precision, runtime)
         self.regression = self.head.output_ports.get("preds") is not None
         self.label_names = [] if self.regression else self.labels("labels")
         self.max_seq_length = int(self.setting("max_seq_length", 128))
@@ -75,7 +76,7 @@ class TextClassifier(Predictor):
             types = [(torch.arange(len(x)) >= int(features.segment_a_len[i])).long() for i, x in zip(rows, ids)]
             input_ids, type_ids, mask = collate(list(zip(ids, types, [torch.ones(len(x), dtype=torch.long)
                                                                       for x in ids])))
-            out = self.head(**self.head_inputs(self.encode(input_ids, type_ids, mask)))
+            (out,) = self.forward(input_ids, type_ids, mask)
             scores.append(out.float().cpu())
         return [self._result(row) for row in torch.cat(scores)]
 

@@ -31,7 +31,7 @@ from ..data.squad import SquadData, SquadDataset, SquadEvaluator, SquadExample, 
 from ..data.squad.features import load_or_create_features
 from ..model_folder import ModelFolder, load_model_folder
 from ..modules.losses import SpanningLoss
-from .precision import prepare_for_inference
+from .runtime import inference_model
 
 __all__ = ["QuestionAnswerer", "SQUAD_SETTINGS"]
 
@@ -84,7 +84,8 @@ def squad_data(items: Iterable[Mapping[str, str]], version_2_with_negative: bool
 
 
 class QuestionAnswerer:
-    """Extractive QA with an encoder and a QA head (``TokenClassifier(num_classes=2)``), run eagerly.
+    """Extractive QA with an encoder and a QA head (``TokenClassifier(num_classes=2)``), run eagerly
+    (``runtime="torch"``) or by ONNX Runtime (``runtime="onnxruntime"``; ``inference.runtime``).
 
     ``__call__(question, context)`` answers one question; ``answer(items)`` and ``answer_file(path)``
     answer many, batched. Each answer is ``{"answer", "start", "end", "score"}`` (plus ``"id"`` for
@@ -94,7 +95,7 @@ class QuestionAnswerer:
     """
 
     def __init__(self, encoder, qa_head, tokenizer, batch_size: int = 8, device: Optional[str] = None,
-                 precision: str = "fp32", **settings):
+                 precision: str = "fp32", runtime: str = "torch", **settings):
         unknown = sorted(set(settings) - set(SQUAD_SETTINGS))
         if unknown:
             raise TypeError(f"QuestionAnswerer: unknown settings {unknown}; expected {sorted(SQUAD_SETTINGS)}")
@@ -102,22 +103,23 @@ class QuestionAnswerer:
         self.encoder, self.qa_head, self.tokenizer = encoder, qa_head, tokenizer
         self.batch_size = int(batch_size)
         self.split = SpanningLoss()  # splits the head's (B, T, 2) logits as the recipe does, masking padding
-        self.precision = precision
-        self.device = prepare_for_inference([encoder, qa_head], device, precision)
+        self.precision, self.runtime = precision, runtime
+        self.forward = inference_model(encoder, qa_head, device, precision, runtime)
+        self.device = self.forward.device
 
     @classmethod
     def from_model_dir(cls, path: str | os.PathLike, batch_size: int = 8, device: Optional[str] = None,
-                       precision: str = "fp32", **settings) -> "QuestionAnswerer":
+                       precision: str = "fp32", runtime: str = "torch", **settings) -> "QuestionAnswerer":
         """From a SQuAD model folder (``work_dir/model`` of ``question_answering_squad.py``).
 
         The windowing and decoding settings are the folder's (those of the run that trained it);
         ``settings`` override them, e.g. ``n_best_size=5``.
         """
-        return cls.from_model_folder(load_model_folder(path), batch_size, device, precision, **settings)
+        return cls.from_model_folder(load_model_folder(path), batch_size, device, precision, runtime, **settings)
 
     @classmethod
     def from_model_folder(cls, model: ModelFolder, batch_size: int = 8, device: Optional[str] = None,
-                          precision: str = "fp32", **settings) -> "QuestionAnswerer":
+                          precision: str = "fp32", runtime: str = "torch", **settings) -> "QuestionAnswerer":
         if model.task != "squad":
             raise ConfigError(f"{model.path} holds a {model.task!r} model, not a question-answering one "
                               f"(task 'squad', written by question_answering_squad.py)")
@@ -126,7 +128,7 @@ class QuestionAnswerer:
             raise ConfigError(f"{model.path}: a SQuAD model folder needs the modules 'encoder' and 'qa_head'; "
                               f"missing {missing}, found {sorted(model.modules)}")
         recorded = {k: v for k, v in model.extra.items() if k in SQUAD_SETTINGS}
-        return cls(model["encoder"], model["qa_head"], model.tokenizer, batch_size, device, precision,
+        return cls(model["encoder"], model["qa_head"], model.tokenizer, batch_size, device, precision, runtime,
                    **{**recorded, **settings})
 
     def __call__(self, question: str, context: str) -> dict:
@@ -152,8 +154,7 @@ class QuestionAnswerer:
                                              collate_fn=PadCollate((self.tokenizer.pad_id, 0, 0, 0, 0, 0)))
         for input_ids, type_ids, mask, unique_ids, starts, ends in progress(loader, desc="infer", unit="batches"):
             input_ids, type_ids, mask = (t.to(self.device) for t in (input_ids, type_ids, mask))
-            hidden = self.encoder(input_ids=input_ids, token_type_ids=type_ids, attention_mask=mask)
-            logits = self.qa_head(hidden_states=hidden)
+            (logits,) = self.forward(input_ids, type_ids, mask)
             _, start_logits, end_logits = self.split(logits=logits, start_positions=starts.to(self.device),
                                                      end_positions=ends.to(self.device), attention_mask=mask)
             evaluator.add(unique_ids, start_logits, end_logits)

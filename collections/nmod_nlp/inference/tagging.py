@@ -53,8 +53,7 @@ class _WordPredictor(Predictor):
         per_window = {name: [] for name in sentence_outputs}
         for batch in batched(dataset, token_collate(self.tokenizer.pad_id, 0), self.batch_size):
             input_ids, type_ids, mask, _loss_mask, first = batch
-            out = self.head(**self.head_inputs(self.encode(input_ids, type_ids, mask)))
-            outs = dict(zip(self.head.output_ports, out if isinstance(out, tuple) else (out,)))
+            outs = self.outputs(input_ids, type_ids, mask)
             first = first.bool()
             for name in word_outputs:  # rows are windows in query order, words in order within each
                 per_word[name].append(torch.softmax(outs[name].float(), -1).cpu()[first])
