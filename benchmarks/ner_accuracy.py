@@ -34,7 +34,8 @@ whether the two sides compute the same training step, so that what differs with 
 seed's random numbers go (the classifier's init, the dropout masks).
 With several seeds the table gives mean ± sample std, and each side minus transformers with its
 standard error. Each nmod side is also scored after its trained Linear layers are quantized to int8
-(the predictors' `precision="int8"`): the `int8 entity F1` of its line.
+(the predictors' `precision="int8"`): the `int8 entity F1` of its line; and by the predictors'
+`runtime="onnxruntime", precision="int8"` path (ONNX Runtime's int8 graph): `ONNX Runtime int8`.
 """
 from __future__ import annotations
 
@@ -141,6 +142,13 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", 
         return score(preds, dev, label_ids)
 
     done = {"seconds": seconds, "result": dev_score(), "initial_head": initial_head}
+    try:  # the predictors' runtime="onnxruntime", precision="int8" on copies of the trained modules
+        from nmod_nlp.inference.runtime import inference_model
+
+        ort = inference_model(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8", "onnxruntime")
+        done["result_ort_int8"] = score(deployed_preds(ort, dev), dev, label_ids)
+    except Exception as err:  # noqa: BLE001 - the fp32 result stands; say why this one has none
+        print(f"  ONNX Runtime int8 evaluation failed: {type(err).__name__}: {err}")
     try:  # the same trained modules with int8 Linear layers (the predictors' precision="int8")
         from nmod_nlp.inference.precision import prepare_for_inference
 
@@ -149,6 +157,18 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", 
     except Exception as err:  # noqa: BLE001 - the fp32 result stands; say why int8 has none
         print(f"  int8 evaluation failed: {type(err).__name__}: {err}")
     return done
+
+
+@torch.no_grad()
+def deployed_preds(model, dev, batch_size: int = 64) -> np.ndarray:
+    """A predictor's model (`inference_model`) on the dev windows in order: the first sub-tokens' argmax."""
+    preds = []
+    for i in range(0, len(dev), batch_size):
+        batch = dev.collate_fn([dev.dataset[j] for j in range(i, min(len(dev), i + batch_size))])
+        input_ids, type_ids, mask, _loss_mask, first = batch[:5]
+        (logits,) = model(input_ids, type_ids, mask)
+        preds.append(logits.argmax(-1)[first.bool()].numpy())
+    return np.concatenate(preds)
 
 
 def run_hf(train, dev, label_ids, args, seed: int, dropout: float | None = None, max_steps: int | None = None,
@@ -274,7 +294,9 @@ def main(argv=None) -> dict:
                 r = run["result"]
                 print(f"seed {seed} {side:>4}: entity F1 {r['f1']:.2f} (P {r['precision']:.2f} R {r['recall']:.2f}), "
                       f"token acc {r['accuracy']:.2f}; train {run['seconds']:.1f}s = {run['sentences_per_s']:.1f} sent/s"
-                      + (f"; int8 entity F1 {run['result_int8']['f1']:.2f}" if "result_int8" in run else ""), flush=True)
+                      + (f"; int8 entity F1 {run['result_int8']['f1']:.2f}" if "result_int8" in run else "")
+                      + (f"; ONNX Runtime int8 {run['result_ort_int8']['f1']:.2f}" if "result_ort_int8" in run else ""),
+                      flush=True)
     f1 = {side: [r["result"]["f1"] for r in runs] for side, runs in results.items()}
     speed = {side: [r["sentences_per_s"] for r in runs] for side, runs in results.items()}
     header = ["side", "entity F1 (dev), mean ± std", "per seed", "train sentences/s"]
@@ -289,7 +311,9 @@ def main(argv=None) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps({s: [{k: r[k] for k in ("seconds", "sentences_per_s")} |
                                                    {"f1": r["result"]["f1"]} |
-                                                   ({"f1_int8": r["result_int8"]["f1"]} if "result_int8" in r else {})
+                                                   ({"f1_int8": r["result_int8"]["f1"]} if "result_int8" in r else {}) |
+                                                   ({"f1_ort_int8": r["result_ort_int8"]["f1"]}
+                                                    if "result_ort_int8" in r else {})
                                                    for r in runs]
                                                for s, runs in results.items()}, indent=1))
     return results
