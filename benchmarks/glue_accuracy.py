@@ -37,6 +37,10 @@ The last two separate the head architectures from the encoder implementations.
 same batches: the encoders, poolers and the training step compute the same thing, and what differs
 between `nmod` and `hf` is only where each seed's random numbers go (the classifier's init, dropout).
 
+`--deployed` also scores each trained nmod model through the predictors' serving paths
+(`nmod_nlp.inference.runtime`: torch int8, ONNX Runtime fp32, ONNX Runtime int8) on the same dev rows,
+and prints each path's change from eager fp32, paired by seed.
+
 Each task's table row gives, per side, the mean ± sample standard deviation over the seeds, and the
 difference of each side's mean from transformers' with its standard error,
 sqrt(s_a^2 / n_a + s_b^2 / n_b).
@@ -63,6 +67,8 @@ TASKS = ("cola", "mrpc", "sts-b", "rte")
 # mean lengths (CoLA 11, STS-B 28, MRPC 53, RTE 67 tokens) for similar time per task.
 DEFAULT_TRAIN_ROWS = {"cola": 4000, "mrpc": 1600, "sts-b": 3000, "rte": 0}  # RTE: all 2,490 rows, so that it learns
 SIDES = ("nmod", "hf", "nmod_mlp", "hf_mlp", "nmod_cls")
+# --deployed: the predictors' paths (`nmod_nlp.inference.runtime`), name -> (runtime, precision)
+DEPLOYED = {"int8": ("torch", "int8"), "ort": ("onnxruntime", "fp32"), "ort_int8": ("onnxruntime", "int8")}
 NMOD_HEADS = {"nmod": "pooler", "nmod_mlp": "mlp", "nmod_cls": "cls"}  # side -> nmod_glue_modules' head
 DESCRIPTIONS = {
     "nmod": "nmod, the GLUE recipe's default head (pretrained pooler + dropout + Linear)",
@@ -94,6 +100,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--parity_steps", type=int, default=4, help="dropout-0 loss check before the runs (0 = skip)")
     p.add_argument("--parity_full", action="store_true",
                    help="run the parity check for the whole training run, then evaluate both on dev")
+    p.add_argument("--deployed", action="store_true",
+                   help="also score each trained nmod model through the predictors' int8 and ONNX Runtime paths")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json_out", help="also write every run's metrics here")
     return p.parse_args(argv)
@@ -142,7 +150,24 @@ def train_nmod(run: Run, seed: int, head: str = "pooler", max_steps: int | None 
     scores, _ = B.nmod_glue_graph(dev_layer, encoder, head_module, loss_fn)
     (batches,) = nf.infer([scores])
     preds = torch.cat([b.float() for b in batches]).numpy()
-    return _metrics(run, preds, dev_layer), initial_head, train_layer
+    metrics = _metrics(run, preds, dev_layer)
+    if a.deployed:
+        from nmod_nlp.inference.runtime import inference_model
+
+        for name, (runtime, precision) in DEPLOYED.items():
+            model = inference_model(copy.deepcopy(encoder), copy.deepcopy(head_module), None, precision, runtime)
+            metrics[name] = _metrics(run, deployed_preds(run, model, dev_layer), dev_layer)["main"]
+    return metrics, initial_head, train_layer
+
+
+@torch.no_grad()
+def deployed_preds(run: Run, model, dev_layer) -> np.ndarray:
+    """A predictor's model (`inference_model`) on the dev rows in order, 64 a batch."""
+    order = [list(range(i, min(len(dev_layer), i + 64))) for i in range(0, len(dev_layer), 64)]
+    outs = [model(*batch[:3])[0].float() for batch in B.hf_glue_loader(dev_layer.dataset, order,
+                                                                         pad_id=run.tokenizer.pad_id)]
+    preds = torch.cat(outs).numpy()
+    return preds.reshape(-1) if run.regression else preds
 
 
 def train_hf(run: Run, seed: int, head: str = "pooler", max_steps: int | None = None, dropout=None,
@@ -277,6 +302,13 @@ def report(tasks, sides, results, info, seeds) -> list[str]:
     lines = [B.table(rows, header)]
     lines += [f"  {s}: {DESCRIPTIONS[s]}; per seed {seeds}: " +
               "; ".join(f"{t} {per_seed([r['main'] for r in results[t][s]])}" for t in tasks) for s in sides]
+    for task in tasks:  # --deployed: each path minus fp32 eager, paired by seed
+        for s in sides:
+            for name in (n for n in DEPLOYED if results[task][s] and n in results[task][s][0]):
+                change = [r[name] - r["main"] for r in results[task][s]]
+                lines.append(f"  {task} {s} through {name} ({' '.join(DEPLOYED[name])}): "
+                             f"{B.fmt_mean_std([r[name] for r in results[task][s]])}; minus eager fp32, paired by "
+                             f"seed: {B.fmt_mean_std(change)} (per seed {per_seed(change)})")
     return lines + targets
 
 
