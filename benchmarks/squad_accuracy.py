@@ -29,6 +29,10 @@ step between windows, as in Google's run_squad.py; HF's `stride` is their overla
 fit one 384-token window, nearly all of SQuAD, give identical features; the script prints how many
 match), the loss on padding, and the decoders (nmod: run_squad's n-best with `get_final_text`; HF:
 character offsets). The learning-rate warmup: nmod's WarmupAnnealing starts at lr/(w+1), HF's at 0.
+
+`--deployed` also answers the eval questions from each nmod run's model folder with the predictors
+(`QuestionAnswerer`) through each serving path (eager fp32, torch int8, ONNX Runtime fp32 and int8),
+and prints each one's EM/F1 change from the recipe's own evaluation, paired by seed.
 """
 from __future__ import annotations
 
@@ -74,6 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_answer_length", type=int, default=30)
     p.add_argument("--hf_pad_to_max_length", action="store_true",
                    help="pad HF's training and eval features to max_seq_length (run_qa.py's default; slower)")
+    p.add_argument("--deployed", action="store_true",
+                   help="also answer the eval questions from each nmod run's model folder through the predictors' "
+                        "serving paths (torch int8, ONNX Runtime fp32 and int8)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json_out", help="also write every run's metrics here")
     return p.parse_args(argv)
@@ -134,7 +141,26 @@ def run_nmod(recipe, train_file: str, eval_file: str, seed: int, args, work_dir:
             "--train_step_freq", "100000", "--eval_step_freq", "1000000000"]  # evaluate before and after only
     results = recipe.main(argv)
     B.setup(args.threads)  # the recipe's factory may have changed logging; keep the benchmark quiet
-    return {"exact_match": float(results["after"]["exact_match"]), "f1": float(results["after"]["f1"])}
+    done = {"exact_match": float(results["after"]["exact_match"]), "f1": float(results["after"]["f1"])}
+    if args.deployed:
+        done["deployed"] = deployed_scores(Path(work_dir) / "model", eval_file, args.batch_size)
+    return done
+
+
+# side of --deployed -> the predictors' (runtime, precision)
+DEPLOYED = {"eager": ("torch", "fp32"), "int8": ("torch", "int8"), "ort": ("onnxruntime", "fp32"),
+            "ort_int8": ("onnxruntime", "int8")}
+
+
+def deployed_scores(model_dir: Path, eval_file: str, batch_size: int) -> dict:
+    """The official EM/F1 of the model folder's `QuestionAnswerer` on the eval file, per serving path."""
+    from nmod_nlp.inference import QuestionAnswerer
+
+    scores = {}
+    for name, (runtime, precision) in DEPLOYED.items():
+        qa = QuestionAnswerer.from_model_dir(model_dir, batch_size=batch_size, precision=precision, runtime=runtime)
+        scores[name] = _official(eval_file, {r["id"]: r["answer"] for r in qa.answer_file(eval_file)})
+    return scores
 
 
 # ---- transformers: run_qa.py ------------------------------------------------------------------------
@@ -355,6 +381,9 @@ def main(argv=None) -> dict:
                 runs[side].append(dict(m, seed=seed))
                 print(f"  seed {seed} {side:4s}: EM {m['exact_match']:.2f}  F1 {m['f1']:.2f}  "
                       f"({m['seconds']:.0f} s{extra}; load {B.loadavg()})", flush=True)
+                for name, d in m.get("deployed", {}).items():
+                    print(f"    from the model folder, {' '.join(DEPLOYED[name])}: EM {d['exact_match']:.2f}  "
+                          f"F1 {d['f1']:.2f}", flush=True)
 
     print(f"\nSQuAD v1.1, official metric, {info['eval_questions']} held-out questions, {len(seeds)} seeds "
           "(mean ± sample std (min-max)):")
@@ -372,6 +401,12 @@ def main(argv=None) -> dict:
             se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) if len(a) > 1 else float("nan")
             print(f"nmod - transformers, {metric}: {diff:+.2f} (standard error of the difference {se:.2f}; "
                   f"within 1 point: {'yes' if abs(diff) <= 1 else 'no'})")
+    if "nmod" in sides and "deployed" in runs["nmod"][0]:
+        for name in DEPLOYED:
+            for metric in ("exact_match", "f1"):
+                change = [r["deployed"][name][metric] - r[metric] for r in runs["nmod"]]
+                print(f"nmod's model folder through {' '.join(DEPLOYED[name])}, {metric} minus the recipe's own "
+                      f"evaluation, paired by seed: {summarise(change)}")
     print(f"total {time.time() - started:.0f} s; load average at end: {B.loadavg()}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"args": vars(args), "split": info, "runs": runs}, indent=1))
