@@ -21,6 +21,9 @@ dataset order, batch `--batch_size`, no autograd, eval mode. Sides:
   Each one's largest start/end logit difference from eager fp32 is printed (this head is untrained,
   so the change in EM/F1 on real data is not measured here).
 
+`--batch_size 1` gives the latency of one request (`ms per batch`), `--batch_size 32` the throughput of
+a serving batch.
+
 The start/end logits of nmod and HF are compared at real tokens (they must agree to float tolerance)
 before anything is timed. Repetitions are interleaved across sides; medians reported.
 """
@@ -165,8 +168,9 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
         print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in per.items()) + f" features/s "
               f"(load {B.loadavg()})", flush=True)
     med = {k: B.median(v) for k, v in per.items()}
-    print(B.table([[k, f"{med[k]:.1f}", f"{min(per[k]):.1f}-{max(per[k]):.1f}"] for k in names],
-                  ["side", "features/s (median)", "range"]))
+    batches_n = len(batches)  # latency: the wall time of one batch, on average over the pass
+    print(B.table([[k, f"{med[k]:.1f}", f"{min(per[k]):.1f}-{max(per[k]):.1f}", f"{1000 * n / med[k] / batches_n:.1f}"]
+                   for k in names], ["side", "features/s (median)", "range", "ms per batch"]))
     for ours in ("nmod", "nmod_sorted", *DEPLOYED):
         for ref in ("hf_padded", "hf_dynamic"):
             if ours in med and ref in med:
