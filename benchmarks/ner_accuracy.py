@@ -25,7 +25,8 @@ per second over the whole training loop (no eval).
 
 Sides (`--sides`): `nmod_linear` (the NER recipe's default head, `--head linear`: dropout 0.1 and one
 Linear, what BertForTokenClassification's `classifier` is; `nmod` is the same side by its old name),
-`nmod_mlp` (`--head mlp`, NeMo 0.11's: a 2-layer MLP with dropout 0.5) and `hf`.
+`nmod_mlp` (`--head mlp`, NeMo 0.11's: a 2-layer MLP with dropout 0.5), `nmod_mlp_d01` (the same MLP
+with dropout 0.1, as the punctuation and slot heads have: `--fc_dropout 0.1`) and `hf`.
 Budgets (`--budget`): `nemo` is NeMo 0.11's NER defaults (batch 8, 5 epochs, lr 5e-5), `short` one
 epoch at batch 32 and lr 5e-5; `--batch_size`, `--epochs` and `--lr` override either.
 `--parity_steps N` first trains nmod's linear-head graph and BertForTokenClassification with dropout 0 from
@@ -91,7 +92,12 @@ def score(word_preds: np.ndarray, dev, label_ids: dict) -> dict:
     return conlleval(np.split(names[gold], split), np.split(names[word_preds], split))
 
 
-NMOD_HEADS = {"nmod": "linear", "nmod_linear": "linear", "nmod_mlp": "mlp"}  # side -> the recipe's --head
+NMOD_HEADS = {"nmod": "linear", "nmod_linear": "linear", "nmod_mlp": "mlp",  # side -> the recipe's --head
+              "nmod_mlp_d01": "mlp_d01"}
+# Head shapes beyond the recipe's two: NeMo's 2-layer MLP with dropout 0.1 (the punctuation and slot heads'
+# dropout), to separate the MLP's extra layer from its dropout 0.5. On the command line:
+# `--head mlp --num_fc_layers 2 --fc_dropout 0.1`.
+EXTRA_HEADS = {"mlp_d01": {"num_fc_layers": 2, "fc_dropout": 0.1}}
 BUDGETS = {"nemo": {"batch_size": 8, "epochs": 5, "lr": 5e-5}, "short": {"batch_size": 32, "epochs": 1, "lr": 5e-5},
            "default": {"batch_size": 32, "epochs": 2, "lr": 1e-4}}
 
@@ -112,7 +118,7 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", 
     nf = nmod.NeuralModuleFactory(random_seed=seed, log_dir=None, progress_bar=False)
     encoder = BERT(pretrained_dir=B.MODEL_DIR, attention_impl=args.attention_impl, hidden_dropout_prob=dropout,
                    attention_probs_dropout_prob=dropout)
-    shape = TOKEN_HEADS[head_kind]
+    shape = {**TOKEN_HEADS, **EXTRA_HEADS}[head_kind]
     head = TokenClassifier(encoder.hidden_size, num_classes=len(label_ids), num_layers=shape["num_fc_layers"],
                            dropout=shape["fc_dropout"] if dropout is None else dropout, log_softmax=False)
     initial_head = copy.deepcopy(head.state_dict())
