@@ -16,6 +16,9 @@ matrix-multiply peak, with transformers' padded and dynamic-padding steps beside
      called eagerly, which is what the executor runs per step (its own overhead is
      `benchmarks/executor_overhead.py`'s);
    * `nmod infer`: the same forward under `torch.inference_mode()`;
+   * with `--bf16`, `nmod train (bf16 autocast)` / `nmod infer (bf16 autocast)`: the same with the
+     forward under `torch.autocast("cpu", dtype=torch.bfloat16)`, what `amp_opt_level="O1"` runs on a
+     CPU (fp32 weights and optimizer, products in bf16);
    * `hf train (dynamic)` / `hf infer (dynamic)`: transformers' `*ForQuestionAnswering` /
      `*ForSequenceClassification` / `*ForTokenClassification` on the same batches;
    * `hf train (padded)`: the same with every row padded to the maximum length (run_*.py's default
@@ -35,6 +38,7 @@ family (matrix multiply, attention, LayerNorm, GELU, softmax, optimizer, copies 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -59,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gemm_size", type=int, default=2048)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--profile", action="store_true", help="also profile nmod's training step per kind")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time nmod's steps under bf16 autocast (what O1 runs on a CPU), fp32 weights")
     return p.parse_args(argv)
 
 
@@ -175,7 +181,7 @@ def timed(step, batches) -> float:
     return float(np.median(times))
 
 
-def measure(kind: Kind, profile: bool) -> list[tuple[str, float, float]]:
+def measure(kind: Kind, profile: bool, bf16: bool = False) -> list[tuple[str, float, float]]:
     """(side, seconds per batch, counted FLOPs per batch) for every side of one kind."""
     cfg = B.model_config()
     fwd = float(np.mean([forward_flops(n, cfg, kind.head, kind.num_classes) for n in kind.lengths[1:]]))
@@ -185,22 +191,29 @@ def measure(kind: Kind, profile: bool) -> list[tuple[str, float, float]]:
     params = list(encoder.named_parameters()) + list(head.named_parameters())
     opt = B.adamw(params, lr=1e-5)
 
-    def nmod_train(batch):
-        loss = kind.nmod_step(encoder, head, loss_fn, batch)
+    def nmod_train(batch, bf16: bool = False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # O1 on a CPU: the forward in bf16
+            loss = kind.nmod_step(encoder, head, loss_fn, batch)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    def nmod_infer(batch):
-        with torch.inference_mode():
+    def nmod_infer(batch, bf16: bool = False):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             kind.nmod_step(encoder, head, loss_fn, batch)
 
     encoder.train(), head.train()
     rows.append(("nmod train", timed(nmod_train, kind.batches), 3 * fwd))
     if profile:
         print_profile(kind, nmod_train)
+    if bf16:
+        rows.append(("nmod train (bf16 autocast)", timed(functools.partial(nmod_train, bf16=True), kind.batches),
+                     3 * fwd))
     encoder.eval(), head.eval()
     rows.append(("nmod infer", timed(nmod_infer, kind.batches), fwd))
+    if bf16:
+        rows.append(("nmod infer (bf16 autocast)", timed(functools.partial(nmod_infer, bf16=True), kind.batches),
+                     fwd))
 
     model = kind.hf_model()
     hf_opt = B.adamw(list(model.named_parameters()), lr=1e-5)
@@ -277,7 +290,7 @@ def main(argv=None) -> None:
             real = float(np.mean([n.mean() for n in kind.lengths]))
             print(f"\n== {name}: batch {args.batch_size}, mean {real:.0f} real sub-tokens a row (max {kind.max_len}) ==",
                   flush=True)
-            for side, seconds, flops in measure(kind, args.profile):
+            for side, seconds, flops in measure(kind, args.profile, args.bf16):
                 gflops = flops / seconds / 1e9
                 table.append([name, side, f"{1000 * seconds:.0f}", f"{gflops:.0f}", f"{100 * gflops / peak32:.0f} %",
                               f"{100 * gflops / peak16:.0f} %"])
