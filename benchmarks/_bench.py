@@ -213,6 +213,21 @@ def nmod_modules(dropout: float | None, attention_impl: str = "auto"):
     return encoder, head, SpanningLoss()
 
 
+# The predictors' serving paths beside eager fp32 (`nmod_nlp.inference.runtime`): name -> (runtime, precision)
+SERVING_PATHS = {"int8": ("torch", "int8"), "ort": ("onnxruntime", "fp32"), "ort_int8": ("onnxruntime", "int8")}
+
+
+def serving_copy(encoder, head, path: str):
+    """A predictor's model (`inference_model`) for one of `SERVING_PATHS`, built on copies of the
+    modules, so the trained ones stay as they are."""
+    import copy
+
+    from nmod_nlp.inference.runtime import inference_model
+
+    runtime, precision = SERVING_PATHS[path]
+    return inference_model(copy.deepcopy(encoder), copy.deepcopy(head), None, precision, runtime)
+
+
 def hf_qa_model(dropout: float | None, head=None):
     """`transformers.BertForQuestionAnswering` on the same checkpoint; `head` (nmod's TokenClassifier)
     gives `qa_outputs` its weights, so both sides start from identical parameters."""

@@ -67,8 +67,7 @@ TASKS = ("cola", "mrpc", "sts-b", "rte")
 # mean lengths (CoLA 11, STS-B 28, MRPC 53, RTE 67 tokens) for similar time per task.
 DEFAULT_TRAIN_ROWS = {"cola": 4000, "mrpc": 1600, "sts-b": 3000, "rte": 0}  # RTE: all 2,490 rows, so that it learns
 SIDES = ("nmod", "hf", "nmod_mlp", "hf_mlp", "nmod_cls")
-# --deployed: the predictors' paths (`nmod_nlp.inference.runtime`), name -> (runtime, precision)
-DEPLOYED = {"int8": ("torch", "int8"), "ort": ("onnxruntime", "fp32"), "ort_int8": ("onnxruntime", "int8")}
+DEPLOYED = B.SERVING_PATHS  # --deployed: name -> (runtime, precision)
 NMOD_HEADS = {"nmod": "pooler", "nmod_mlp": "mlp", "nmod_cls": "cls"}  # side -> nmod_glue_modules' head
 DESCRIPTIONS = {
     "nmod": "nmod, the GLUE recipe's default head (pretrained pooler + dropout + Linear)",
@@ -152,10 +151,8 @@ def train_nmod(run: Run, seed: int, head: str = "pooler", max_steps: int | None 
     preds = torch.cat([b.float() for b in batches]).numpy()
     metrics = _metrics(run, preds, dev_layer)
     if a.deployed:
-        from nmod_nlp.inference.runtime import inference_model
-
-        for name, (runtime, precision) in DEPLOYED.items():
-            model = inference_model(copy.deepcopy(encoder), copy.deepcopy(head_module), None, precision, runtime)
+        for name in DEPLOYED:
+            model = B.serving_copy(encoder, head_module, name)
             metrics[name] = _metrics(run, deployed_preds(run, model, dev_layer), dev_layer)["main"]
     return metrics, initial_head, train_layer
 

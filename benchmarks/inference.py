@@ -41,9 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402
 
-# side -> (runtime, precision) of the predictors' deployment paths
-DEPLOYED = {"nmod_int8": ("torch", "int8"), "nmod_ort": ("onnxruntime", "fp32"),
-            "nmod_ort_int8": ("onnxruntime", "int8")}
+DEPLOYED = {f"nmod_{path}": path for path in B.SERVING_PATHS}  # side -> the predictors' serving path
 SIDES = ("hf_padded", "hf_dynamic", "nmod", "nmod_sorted", *DEPLOYED)
 
 
@@ -101,16 +99,6 @@ def nmod_sorted_eval(encoder, head, dataset, batches) -> list:
             for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
 
 
-def deployed(encoder, head, side: str):
-    """A predictor's runtime and precision (`inference_model`) on copies of the modules."""
-    import copy
-
-    from nmod_nlp.inference.runtime import inference_model
-
-    runtime, precision = DEPLOYED[side]
-    return inference_model(copy.deepcopy(encoder), copy.deepcopy(head), None, precision, runtime)
-
-
 @torch.no_grad()
 def deployed_eval(model, dataset, batches) -> list:
     return [model(input_ids, type_ids, mask)[0] for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
@@ -136,7 +124,7 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     sorted_batches = [order[i:i + args.batch_size].tolist() for i in range(0, n, args.batch_size)]
     hf_model = B.hf_qa_model(None, head=head)
     diff = check_equal(nf, out, hf_model, dataset, batches)
-    models = {side: deployed(encoder, head, side) for side in names if side in DEPLOYED}
+    models = {side: B.serving_copy(encoder, head, DEPLOYED[side]) for side in names if side in DEPLOYED}
     fp32 = nmod_sorted_eval(encoder, head, dataset, batches)
     print(f"\n==== {kind}: {B.length_summary(dataset.lengths)}; batch {args.batch_size} ====")
     print(f"start/end logits at real tokens, nmod vs HF: max |diff| = {diff:.2e} "

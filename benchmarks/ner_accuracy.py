@@ -149,9 +149,7 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", 
 
     done = {"seconds": seconds, "result": dev_score(), "initial_head": initial_head}
     try:  # the predictors' runtime="onnxruntime", precision="int8" on copies of the trained modules
-        from nmod_nlp.inference.runtime import inference_model
-
-        ort = inference_model(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8", "onnxruntime")
+        ort = B.serving_copy(encoder, head, "ort_int8")
         done["result_ort_int8"] = score(deployed_preds(ort, dev), dev, label_ids)
     except Exception as err:  # noqa: BLE001 - the fp32 result stands; say why this one has none
         print(f"  ONNX Runtime int8 evaluation failed: {type(err).__name__}: {err}")

@@ -148,8 +148,7 @@ def run_nmod(recipe, train_file: str, eval_file: str, seed: int, args, work_dir:
 
 
 # side of --deployed -> the predictors' (runtime, precision)
-DEPLOYED = {"eager": ("torch", "fp32"), "int8": ("torch", "int8"), "ort": ("onnxruntime", "fp32"),
-            "ort_int8": ("onnxruntime", "int8")}
+DEPLOYED = {"eager": ("torch", "fp32"), **B.SERVING_PATHS}
 
 
 def deployed_scores(model_dir: Path, eval_file: str, batch_size: int) -> dict:
