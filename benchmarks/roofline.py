@@ -18,7 +18,10 @@ matrix-multiply peak, with transformers' padded and dynamic-padding steps beside
    * `nmod infer`: the same forward under `torch.inference_mode()`;
    * with `--bf16`, `nmod train (bf16 autocast)` / `nmod infer (bf16 autocast)`: the same with the
      forward under `torch.autocast("cpu", dtype=torch.bfloat16)`, what `amp_opt_level="O1"` runs on a
-     CPU (fp32 weights and optimizer, products in bf16);
+     CPU (fp32 weights and optimizer, products in bf16); then `nmod train (bf16 O2)`, what
+     `amp_opt_level="O2"` runs (bf16 weights under autocast, fp32 master weights and AdamW state, the
+     gradients copied to the masters and the updated masters back to bf16), and `nmod infer (bf16
+     weights)`;
    * `hf train (dynamic)` / `hf infer (dynamic)`: transformers' `*ForQuestionAnswering` /
      `*ForSequenceClassification` / `*ForTokenClassification` on the same batches;
    * `hf train (padded)`: the same with every row padded to the maximum length (run_*.py's default
@@ -214,6 +217,7 @@ def measure(kind: Kind, profile: bool, bf16: bool = False) -> list[tuple[str, fl
     if bf16:
         rows.append(("nmod infer (bf16 autocast)", timed(functools.partial(nmod_infer, bf16=True), kind.batches),
                      fwd))
+        rows += bf16_weight_steps(kind, encoder, head, loss_fn, fwd)
 
     model = kind.hf_model()
     hf_opt = B.adamw(list(model.named_parameters()), lr=1e-5)
@@ -234,6 +238,40 @@ def measure(kind: Kind, profile: bool, bf16: bool = False) -> list[tuple[str, fl
     model.eval()
     rows.append(("hf infer (dynamic)", timed(hf_infer, kind.batches), fwd))
     rows.append(("hf infer (padded)", timed(hf_infer, full), fwd))
+    return rows
+
+
+def bf16_weight_steps(kind: Kind, encoder, head, loss_fn, fwd: float) -> list[tuple[str, float, float]]:
+    """The steps with the weights themselves in bf16 (the modules are converted in place, so this runs
+    after their fp32 sides): ``O2`` training as the executor runs it on a CPU (bf16 weights under
+    autocast, the bf16 gradients copied into fp32 master weights that AdamW updates, then copied back:
+    ``nmod.backends.pytorch.actions`` steps 5-7), and inference with bf16 weights."""
+    modules = torch.nn.ModuleList([encoder, head]).to(torch.bfloat16)
+    named = [(name, p) for name, p in modules.named_parameters() if p.requires_grad]
+    weights = [p for _, p in named]
+    masters = [torch.nn.Parameter(p.detach().float()) for p in weights]
+    opt = B.adamw([(name, m) for (name, _), m in zip(named, masters)], lr=1e-5)  # the fp32 sides' AdamW
+
+    def o2_train(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = kind.nmod_step(encoder, head, loss_fn, batch)
+        loss.float().backward()
+        for master, p in zip(masters, weights):
+            master.grad = None if p.grad is None else p.grad.float()
+            p.grad = None
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            torch._foreach_copy_(weights, masters)  # fp32 -> bf16, as `p.copy_(master.to(p.dtype))`
+
+    def bf16_infer(batch):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            kind.nmod_step(encoder, head, loss_fn, batch)
+
+    modules.train()
+    rows = [("nmod train (bf16 O2)", timed(o2_train, kind.batches), 3 * fwd)]
+    modules.eval()
+    rows.append(("nmod infer (bf16 weights)", timed(bf16_infer, kind.batches), fwd))
     return rows
 
 
