@@ -240,11 +240,31 @@ def test_intent_head_on_the_pooler_trains_and_infers_from_the_run(megatron_with_
     trained = run_recipe(examples / "joint_intent_slot_with_bert.py",
                          ["--data_dir", data, *megatron_flags(megatron_with_pooler), "--max_steps", "2"], tmp_path)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
-    assert read_yaml(tmp_path / "work" / "args.yaml")["arguments"]["head"] == "pooler"
+    saved = read_yaml(tmp_path / "work" / "args.yaml")["arguments"]
+    assert saved["head"] == "pooler" and saved["slot_num_fc_layers"] == 1
     head = load_model_folder(tmp_path / "work" / "model")["head"]
-    assert head.pooled and head.intent_mlp.layers == 1 and head.slot_mlp.layers == 3
+    assert head.pooled and head.intent_mlp.layers == 1 and head.slot_mlp.layers == 1  # one Linear each
     infer = run_recipe(examples / "joint_intent_slot_infer.py", ["--queries", "play adele"], tmp_path)
     assert infer.returncode == 0, infer.stdout[-3000:] + infer.stderr[-3000:]
     intents = (data / "dict.intents.csv").read_text().split()
     assert any(line.startswith("Query: play adele") and line.split("intent: ")[1].split()[0] in intents
                for line in infer.stdout.splitlines())
+
+
+@pytest.mark.parametrize("flags, intent_layers, slot_layers", [
+    ([], 3, 1),  # no pooler: the intent head falls back to NeMo's MLP, the slot head stays one Linear
+    (["--head", "mlp"], 3, 3),  # NeMo 0.11's whole head: both 2-layer MLPs (Linear, ReLU, Linear)
+    (["--slot_num_fc_layers", "3"], 3, 5),
+])
+def test_the_slot_head_is_one_linear_unless_nemos_head_is_asked_for(flags, intent_layers, slot_layers, megatron,
+                                                                     tmp_path):
+    examples = ROOT / "examples" / "nlp" / "intent_detection_slot_tagging"
+    data = shutil.copytree(ROOT / "collections" / "nmod_nlp" / "data" / "intent_slot" / "samples", tmp_path / "data",
+                           ignore=shutil.ignore_patterns("*.py", "*.cache.pt"))
+    trained = run_recipe(examples / "joint_intent_slot_with_bert.py",
+                         ["--data_dir", data, *megatron_flags(megatron), "--max_steps", "1", *flags], tmp_path)
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    saved = read_yaml(tmp_path / "work" / "args.yaml")["arguments"]
+    assert saved["head"] == "mlp" and saved["slot_num_fc_layers"] == (slot_layers + 1) // 2
+    head = load_model_folder(tmp_path / "work" / "model")["head"]
+    assert head.intent_mlp.layers == intent_layers and head.slot_mlp.layers == slot_layers

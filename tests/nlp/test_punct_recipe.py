@@ -8,6 +8,7 @@ import pytest
 
 from nmod.core.config import read_yaml
 from nmod_nlp.data.token_classification import read_label_ids
+from nmod_nlp.model_folder import load_model_folder
 from recipe_runner import ROOT, megatron_flags, run_recipe, torchrun
 
 EXAMPLES = ROOT / "examples" / "nlp" / "punctuation_capitalization"
@@ -46,6 +47,20 @@ def test_seed_command_trains_two_heads_with_nemos_flags(megatron, data, tmp_path
     assert result.stdout.count("macro avg") >= 2  # a report per head
     saved = read_yaml(work / "args.yaml")["arguments"]
     assert saved["punct_num_fc_layers"] == 3 and saved["pretrained_model_name"] == "megatron-uncased"
+
+
+@pytest.mark.parametrize("flags, layers", [
+    ([], (1, 1)),  # the default, --head linear: one Linear per head, as transformers' token classifiers
+    (["--head", "mlp"], (3, 2)),  # NeMo 0.11's MLPs
+    (["--head", "mlp", "--punct_num_fc_layers", "1"], (1, 2)),
+])
+def test_head_flag_sets_both_heads_layers_and_the_run_records_them(flags, layers, megatron, data, tmp_path):
+    ok(run_recipe(RECIPE, ["--data_dir", data, *megatron_flags(megatron), "--max_steps", "1", "--mode", "train",
+                           *flags], tmp_path))
+    saved = read_yaml(tmp_path / "work" / "args.yaml")["arguments"]
+    assert (saved["punct_num_fc_layers"], saved["capit_num_fc_layers"]) == layers
+    head = load_model_folder(tmp_path / "work" / "model")["head"]
+    assert (head.punct_mlp.layers, head.capit_mlp.layers) == tuple(2 * n - 1 for n in layers)  # Linear (ReLU Linear)*
 
 
 def test_eval_from_checkpoint_with_two_processes_equals_one_and_infer_uses_the_run_folder(megatron, data, tmp_path):

@@ -34,6 +34,11 @@ from nmod_nlp.ports import encoder_inputs
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "punctuation_capitalization" / "samples"
 HEADS = ("punct", "capit")
+#: ``--head``: ``linear`` is one Linear per head (dropout 0.1 before both), as transformers' token
+#: classifiers; ``mlp`` is NeMo 0.11's. On real text the linear heads learn punctuation where NeMo's
+#: 3-layer MLP does not (docs/accuracy.md, "Punctuation, capitalization and slots").
+PUNCT_CAPIT_HEADS = {"linear": {"punct_num_fc_layers": 1, "capit_num_fc_layers": 1},
+                     "mlp": {"punct_num_fc_layers": 3, "capit_num_fc_layers": 2}}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,8 +50,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="use the first N training texts (-1: all)")
     recipe.add_encoder_args(p)
     head = p.add_argument_group("heads")
-    head.add_argument("--punct_num_fc_layers", type=recipe.number(int), default=3)
-    head.add_argument("--capit_num_fc_layers", type=recipe.number(int), default=2)
+    head.add_argument("--head", default="linear", choices=sorted(PUNCT_CAPIT_HEADS),
+                      help="linear: one Linear per head, as transformers' token classifiers; mlp: NeMo 0.11's MLPs "
+                           "(3 layers for punctuation, which learns far less even in NeMo's budget, 2 for "
+                           "capitalization: docs/accuracy.md)")
+    head.add_argument("--punct_num_fc_layers", type=recipe.optional_number(int), default=None,
+                      help="Linear layers of the punctuation head (default: the --head's)")
+    head.add_argument("--capit_num_fc_layers", type=recipe.optional_number(int), default=None,
+                      help="Linear layers of the capitalization head (default: the --head's)")
     head.add_argument("--fc_dropout", type=recipe.number(float, low=0.0, high=1.0, high_open=True), default=0.1)
     head.add_argument("--punct_loss_weight", type=recipe.number(float, low=0.0, high=1.0), default=0.5,
                       help="loss = w * punctuation loss + (1 - w) * capitalization loss")
@@ -58,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.0, num_epochs=5,
                    batch_size=8)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
+    for flag, value in PUNCT_CAPIT_HEADS[args.head].items():  # what the run uses goes to args.yaml
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
     recipe.check_data_args(p, args, [f"{side}_{split}.txt" for split in recipe.mode_splits(args.mode, "train", "dev")
                                      for side in ("text", "labels")])
     return args
