@@ -50,6 +50,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402
 
+from nmod_nlp.data.token_classification.iob import read_iob_file  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {"punct": ROOT / "examples/nlp/punctuation_capitalization/punctuation_capitalization.py",
            "intent_slot": ROOT / "examples/nlp/intent_detection_slot_tagging/joint_intent_slot_with_bert.py"}
@@ -63,21 +65,6 @@ METRICS = {"punct": ("punct_macro_f1", "capit_macro_f1"), "intent_slot": ("inten
 BUDGETS = {"short": ["--num_epochs", "1", "--batch_size", "32", "--lr", "5e-5"],
            "medium": ["--num_epochs", "3", "--batch_size", "32", "--lr", "5e-5"], "nemo": []}
 MARKS = (",", ".", "?")
-
-
-def read_conll(path: Path) -> list[tuple[list[str], list[str]]]:
-    """(words, NER tags) per sentence of a CoNLL-2003 file (word first, tag last on each line)."""
-    sentences, words, tags = [], [], []
-    for line in path.read_text(encoding="utf-8").splitlines() + [""]:
-        parts = line.split()
-        if not parts or parts[0] == "-DOCSTART-":
-            if words:
-                sentences.append((words, tags))
-            words, tags = [], []
-            continue
-        words.append(parts[0])
-        tags.append(parts[-1])
-    return sentences
 
 
 def subset(sentences: list, n: int, seed: int) -> list:
@@ -167,15 +154,22 @@ def main(argv=None) -> dict:
     for name in ("train.txt", "dev.txt"):
         if not (data_dir / name).is_file():
             p.error(f"--data_dir {data_dir}: no {name} (expected CoNLL-2003's train.txt and dev.txt)")
+    tasks = args.tasks.split(",")
+    for task in tasks:
+        if task not in RECIPES:
+            p.error(f"--tasks: {task!r} is not one of {', '.join(RECIPES)}")
+        unknown = sorted(set(args.heads.split(",")) - set(HEAD_FLAGS[task])) if args.heads else []
+        if unknown:
+            p.error(f"--heads: {', '.join(unknown)} not among {task}'s heads ({', '.join(HEAD_FLAGS[task])})")
     seeds = [int(s) for s in args.seeds.split(",")]
-    sentences = {"train": subset(read_conll(data_dir / "train.txt"), args.train_sentences, args.subset_seed),
-                 "dev": subset(read_conll(data_dir / "dev.txt"), args.dev_sentences, args.subset_seed)}
+    sentences = {split: subset(read_iob_file(data_dir / f"{split}.txt")[0], n, args.subset_seed)
+                 for split, n in (("train", args.train_sentences), ("dev", args.dev_sentences))}
     print(B.machine_info())
     print(f"budget {args.budget}: {len(sentences['train'])} training and {len(sentences['dev'])} dev sentences of "
           f"CoNLL-2003, seeds {seeds}, {args.threads} thread(s)")
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks.split(","):
+        for task in tasks:
             data = Path(tmp) / f"{task}_data"
             (write_punct if task == "punct" else write_intent_slot)(sentences, data)
             heads = args.heads.split(",") if args.heads else list(HEAD_FLAGS[task])

@@ -57,6 +57,7 @@ __all__ = [
     "add_sequence_head_args",
     "SEQUENCE_HEADS",
     "TOKEN_HEADS",
+    "apply_head_shape",
     "optional_number",
     "parse_args_with_demo",
     "check_files_exist",
@@ -163,6 +164,14 @@ SEQUENCE_HEADS = ("pooler", "mlp")
 #: one Linear), ``mlp`` NeMo 0.11's (a 2-layer MLP with dropout 0.5); ``--num_fc_layers`` and
 #: ``--fc_dropout`` override either. The numbers behind the default are in docs/accuracy.md.
 TOKEN_HEADS = {"linear": {"num_fc_layers": 1, "fc_dropout": 0.1}, "mlp": {"num_fc_layers": 2, "fc_dropout": 0.5}}
+
+
+def apply_head_shape(args: argparse.Namespace, shapes: dict[str, dict]) -> None:
+    """Give the head flags the user left unset (``None``) the values of ``shapes[args.head]``, so that
+    ``args.yaml`` records the head the run builds (``TOKEN_HEADS``, the punctuation recipe's)."""
+    for flag, value in shapes[args.head].items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
 
 
 def add_sequence_head_args(group: argparse._ArgumentGroup) -> None:

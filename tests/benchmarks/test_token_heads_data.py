@@ -7,6 +7,7 @@ import token_heads_accuracy as T  # noqa: E402
 
 from nmod_nlp.data.intent_slot.reader import read_intent_slot_files, read_label_dict  # noqa: E402
 from nmod_nlp.data.punctuation_capitalization.reader import punctuate, read_punct_capit_files  # noqa: E402
+from nmod_nlp.data.token_classification.iob import read_iob_file  # noqa: E402
 
 CONLL = """-DOCSTART- -X- -X- O
 
@@ -29,7 +30,7 @@ end NN I-NP O
 
 def sentences(tmp_path):
     (tmp_path / "train.txt").write_text(CONLL)
-    rows = T.read_conll(tmp_path / "train.txt")
+    rows = read_iob_file(tmp_path / "train.txt")[0]
     assert [len(words) for words, _ in rows] == [8, 2, 2]
     return {"train": rows, "dev": rows[:2]}
 

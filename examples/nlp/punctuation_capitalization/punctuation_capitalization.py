@@ -69,9 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.0, num_epochs=5,
                    batch_size=8)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
-    for flag, value in PUNCT_CAPIT_HEADS[args.head].items():  # what the run uses goes to args.yaml
-        if getattr(args, flag) is None:
-            setattr(args, flag, value)
+    recipe.apply_head_shape(args, PUNCT_CAPIT_HEADS)  # what the run uses goes to args.yaml
     recipe.check_data_args(p, args, [f"{side}_{split}.txt" for split in recipe.mode_splits(args.mode, "train", "dev")
                                      for side in ("text", "labels")])
     return args
