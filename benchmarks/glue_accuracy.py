@@ -31,6 +31,8 @@ Sides (`--sides`; default `nmod,hf,nmod_mlp`):
 * `hf_mlp`: HF's BertModel under nmod's 2-layer head: HF's encoder, NeMo's head.
 * `nmod_cls`: one Linear on the [CLS] hidden state (dropout 0.1, no pooler).
 The last two separate the head architectures from the encoder implementations.
+* `nmod_bf16`: the `nmod` side trained and scored in bf16 autocast (the recipe's `--amp_opt_level O1`
+  on a CPU); the report also gives it minus `nmod`, paired by seed.
 
 `--parity_steps` (default 4) first checks, on the first task, that with dropout 0 the nmod graph and
 `BertForSequenceClassification` with a copy of nmod's initial classifier give the same losses on the
@@ -66,15 +68,18 @@ TASKS = ("cola", "mrpc", "sts-b", "rte")
 # Training rows per task for the default run (dev sets are always full). Sized with the features'
 # mean lengths (CoLA 11, STS-B 28, MRPC 53, RTE 67 tokens) for similar time per task.
 DEFAULT_TRAIN_ROWS = {"cola": 4000, "mrpc": 1600, "sts-b": 3000, "rte": 0}  # RTE: all 2,490 rows, so that it learns
-SIDES = ("nmod", "hf", "nmod_mlp", "hf_mlp", "nmod_cls")
+SIDES = ("nmod", "hf", "nmod_mlp", "hf_mlp", "nmod_cls", "nmod_bf16")
 DEPLOYED = B.SERVING_PATHS  # --deployed: name -> (runtime, precision)
-NMOD_HEADS = {"nmod": "pooler", "nmod_mlp": "mlp", "nmod_cls": "cls"}  # side -> nmod_glue_modules' head
+# side -> nmod_glue_modules' head
+NMOD_HEADS = {"nmod": "pooler", "nmod_mlp": "mlp", "nmod_cls": "cls", "nmod_bf16": "pooler"}
+AMP_SIDES = {"nmod_bf16": "O1"}  # side -> the factory's optimization level (else O0); paired with `nmod`
 DESCRIPTIONS = {
     "nmod": "nmod, the GLUE recipe's default head (pretrained pooler + dropout + Linear)",
     "hf": "transformers BertForSequenceClassification (pretrained pooler + dropout + Linear)",
     "nmod_mlp": "nmod with --head mlp (NeMo 0.11's 2-layer MLP on [CLS])",
     "hf_mlp": "HF BertModel + nmod's 2-layer MLP head",
     "nmod_cls": "nmod with one Linear on [CLS] (no pooler)",
+    "nmod_bf16": "nmod in bf16 autocast (--amp_opt_level O1)",
 }
 
 
@@ -124,13 +129,14 @@ class Run:
 
 
 def train_nmod(run: Run, seed: int, head: str = "pooler", max_steps: int | None = None, dropout=None,
-               fc_dropout=None, recorder=None):
-    """The recipe's graph through `nf.train`; returns (dev metrics, the head's initial state, train layer)."""
+               fc_dropout=None, recorder=None, amp: str = "O0"):
+    """The recipe's graph through `nf.train` at optimization level `amp`; returns (dev metrics, the head's
+    initial state, train layer)."""
     import nmod
     from nmod.optim import WarmupAnnealing
 
     a = run.args
-    nf = nmod.NeuralModuleFactory(placement="cpu", random_seed=seed, progress_bar=False)
+    nf = nmod.NeuralModuleFactory(placement="cpu", random_seed=seed, progress_bar=False, optimization_level=amp)
     logging.getLogger("nmod").setLevel(logging.WARNING)  # no "Training done" line per run
     encoder, head_module, loss_fn = B.nmod_glue_modules(run.task, run.num_labels, dropout, head,
                                                         fc_dropout=a.fc_dropout if fc_dropout is None else fc_dropout)
@@ -150,7 +156,7 @@ def train_nmod(run: Run, seed: int, head: str = "pooler", max_steps: int | None 
     (batches,) = nf.infer([scores])
     preds = torch.cat([b.float() for b in batches]).numpy()
     metrics = _metrics(run, preds, dev_layer)
-    if a.deployed:
+    if a.deployed and amp == "O0":  # the serving paths start from an fp32-trained model
         for name in DEPLOYED:
             model = B.serving_copy(encoder, head_module, name)
             metrics[name] = _metrics(run, deployed_preds(run, model, dev_layer), dev_layer)["main"]
@@ -306,6 +312,11 @@ def report(tasks, sides, results, info, seeds) -> list[str]:
                 lines.append(f"  {task} {s} through {name} ({' '.join(DEPLOYED[name])}): "
                              f"{B.fmt_mean_std([r[name] for r in results[task][s]])}; minus eager fp32, paired by "
                              f"seed: {B.fmt_mean_std(change)} (per seed {per_seed(change)})")
+    for task in tasks:  # bf16 against fp32, paired by seed
+        for s in (s for s in AMP_SIDES if s in sides and "nmod" in sides):
+            change = [b["main"] - a["main"] for a, b in zip(results[task]["nmod"], results[task][s])]
+            lines.append(f"  {task} {s} minus nmod, paired by seed: {B.fmt_mean_std(change)} "
+                         f"(per seed {per_seed(change)})")
     return lines + targets
 
 
@@ -351,7 +362,7 @@ def main(argv=None) -> dict:
                 for side in B.rotate(sides, j):
                     t0 = time.perf_counter()
                     if side in NMOD_HEADS:
-                        m, _, _ = train_nmod(run, seed, head=NMOD_HEADS[side])
+                        m, _, _ = train_nmod(run, seed, head=NMOD_HEADS[side], amp=AMP_SIDES.get(side, "O0"))
                     else:
                         m, _ = train_hf(run, seed, head="pooler" if side == "hf" else "mlp")
                     m["seconds"] = time.perf_counter() - t0

@@ -26,7 +26,9 @@ per second over the whole training loop (no eval).
 Sides (`--sides`): `nmod_linear` (the NER recipe's default head, `--head linear`: dropout 0.1 and one
 Linear, what BertForTokenClassification's `classifier` is; `nmod` is the same side by its old name),
 `nmod_mlp` (`--head mlp`, NeMo 0.11's: a 2-layer MLP with dropout 0.5), `nmod_mlp_d01` (the same MLP
-with dropout 0.1, as the punctuation and slot heads have: `--fc_dropout 0.1`) and `hf`.
+with dropout 0.1, as the punctuation and slot heads have: `--fc_dropout 0.1`), `nmod_bf16` (the linear head
+trained and scored in bf16 autocast, the recipe's `--amp_opt_level O1` on a CPU: its F1 is also printed minus
+`nmod_linear`'s, paired by seed) and `hf`.
 Budgets (`--budget`): `nemo` is NeMo 0.11's NER defaults (batch 8, 5 epochs, lr 5e-5), `short` one
 epoch at batch 32 and lr 5e-5; `--batch_size`, `--epochs` and `--lr` override either.
 `--parity_steps N` first trains nmod's linear-head graph and BertForTokenClassification with dropout 0 from
@@ -93,7 +95,8 @@ def score(word_preds: np.ndarray, dev, label_ids: dict) -> dict:
 
 
 NMOD_HEADS = {"nmod": "linear", "nmod_linear": "linear", "nmod_mlp": "mlp",  # side -> the recipe's --head
-              "nmod_mlp_d01": "mlp_d01"}
+              "nmod_mlp_d01": "mlp_d01", "nmod_bf16": "linear"}
+AMP_SIDES = {"nmod_bf16": ("O1", "nmod_linear")}  # side -> (--amp_opt_level, the fp32 side it is paired with)
 # Head shapes beyond the recipe's two: NeMo's 2-layer MLP with dropout 0.1 (the punctuation and slot heads'
 # dropout), to separate the MLP's extra layer from its dropout 0.5. On the command line:
 # `--head mlp --num_fc_layers 2 --fc_dropout 0.1`.
@@ -103,9 +106,10 @@ BUDGETS = {"nemo": {"batch_size": 8, "epochs": 5, "lr": 5e-5}, "short": {"batch_
 
 
 def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", dropout: float | None = None,
-             max_steps: int | None = None, recorder=None) -> dict:
+             max_steps: int | None = None, recorder=None, amp: str = "O0") -> dict:
     """The NER recipe's graph through `nf.train`. `dropout` (encoder and head) None keeps the defaults;
-    `max_steps` stops early (no dev score); `recorder` collects each step's loss. The result carries the
+    `max_steps` stops early (no dev score); `recorder` collects each step's loss; `amp` is the factory's
+    optimization level (O1: bf16 autocast on a CPU, training and scoring). The result carries the
     head's initial state (`initial_head`), for the parity check."""
     import nmod
     from nmod.optim import get_lr_policy
@@ -115,7 +119,7 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", 
     from nmod_nlp.modules.losses import CrossEntropyLoss
     from nmod_nlp.recipe import TOKEN_HEADS
 
-    nf = nmod.NeuralModuleFactory(random_seed=seed, log_dir=None, progress_bar=False)
+    nf = nmod.NeuralModuleFactory(random_seed=seed, log_dir=None, progress_bar=False, optimization_level=amp)
     encoder = BERT(pretrained_dir=B.MODEL_DIR, attention_impl=args.attention_impl, hidden_dropout_prob=dropout,
                    attention_probs_dropout_prob=dropout)
     shape = {**TOKEN_HEADS, **EXTRA_HEADS}[head_kind]
@@ -148,6 +152,8 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", 
         return score(preds, dev, label_ids)
 
     done = {"seconds": seconds, "result": dev_score(), "initial_head": initial_head}
+    if amp != "O0":  # the serving paths start from an fp32 model; they are scored on the fp32 sides
+        return done
     try:  # the predictors' runtime="onnxruntime", precision="int8" on copies of the trained modules
         ort = B.serving_copy(encoder, head, "ort_int8")
         done["result_ort_int8"] = score(deployed_preds(ort, dev), dev, label_ids)
@@ -292,7 +298,8 @@ def main(argv=None) -> dict:
                 if side == "hf":
                     run = run_hf(train, dev, label_ids, args, seed)
                 else:
-                    run = run_nmod(train, dev, label_ids, args, seed, NMOD_HEADS[side])
+                    run = run_nmod(train, dev, label_ids, args, seed, NMOD_HEADS[side],
+                                   amp=AMP_SIDES.get(side, ("O0",))[0])
                 run["sentences_per_s"] = len(train.sentences) * args.epochs / run["seconds"]
                 results.setdefault(side, []).append(run)
                 r = run["result"]
@@ -312,6 +319,13 @@ def main(argv=None) -> dict:
             d, se = B.difference(f1[side], f1["hf"])
             print(f"{side} - hf entity F1: {d:+.2f} points (s.e. {se:.2f}); "
                   f"{side} / hf throughput: {np.mean(speed[side]) / np.mean(speed['hf']):.2f}x")
+    for side, (level, twin) in AMP_SIDES.items():
+        twin = twin if twin in f1 else "nmod" if "nmod" in f1 else None
+        if side in f1 and twin and len(f1[side]) == len(f1[twin]):
+            change = [a - b for a, b in zip(f1[side], f1[twin])]
+            ratio = np.mean(speed[side]) / np.mean(speed[twin])
+            print(f"{side} ({level}) - {twin}, paired by seed: {B.fmt_mean_std(change)} entity F1 (per seed "
+                  + " / ".join(f"{c:+.2f}" for c in change) + f"); throughput {ratio:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({s: [{k: r[k] for k in ("seconds", "sentences_per_s")} |
                                                    {"f1": r["result"]["f1"]} |

@@ -36,7 +36,8 @@ matrix-multiply peak, with transformers' padded and dynamic-padding steps beside
 
 Printed: the peak, then per kind and side the ms per batch, the model GFLOP/s and that as a % of the
 fp32 and the bf16 peak. `--profile` adds where nmod's training step spends its time by operator
-family (matrix multiply, attention, LayerNorm, GELU, softmax, optimizer, copies and the rest).
+family (matrix multiply, attention, LayerNorm, GELU, softmax, optimizer, dtype casts, copies and the
+rest); with `--bf16` also the bf16 autocast step's, where the casts autocast inserts are the question.
 """
 from __future__ import annotations
 
@@ -208,10 +209,12 @@ def measure(kind: Kind, profile: bool, bf16: bool = False) -> list[tuple[str, fl
     encoder.train(), head.train()
     rows.append(("nmod train", timed(nmod_train, kind.batches), 3 * fwd))
     if profile:
-        print_profile(kind, nmod_train)
+        print_profile(kind, nmod_train, "fp32")
     if bf16:
         rows.append(("nmod train (bf16 autocast)", timed(functools.partial(nmod_train, bf16=True), kind.batches),
                      3 * fwd))
+        if profile:
+            print_profile(kind, functools.partial(nmod_train, bf16=True), "bf16 autocast")
     encoder.eval(), head.eval()
     rows.append(("nmod infer", timed(nmod_infer, kind.batches), fwd))
     if bf16:
@@ -287,7 +290,15 @@ FAMILIES = [  # operator-name fragments -> family, first match wins
 ]
 
 
-def print_profile(kind: Kind, step) -> None:
+def op_family(event) -> str:
+    """An operator's family; a ``copy_`` called by ``_to_copy`` is a dtype cast (``.to(dtype)``, what
+    autocast inserts around its bf16 ops): on a CPU-only run nothing else calls it."""
+    if event.name == "aten::copy_" and event.cpu_parent is not None and event.cpu_parent.name == "aten::_to_copy":
+        return "dtype casts (.to)"
+    return next((f for keys, f in FAMILIES if any(k in event.name for k in keys)), "other")
+
+
+def print_profile(kind: Kind, step, label: str) -> None:
     """Self CPU time of nmod's training step by operator family, over the timed batches."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -296,13 +307,14 @@ def print_profile(kind: Kind, step) -> None:
             step(batch)
     totals: dict[str, float] = {}
     others: dict[str, float] = {}
-    for event in prof.key_averages():
-        family = next((f for keys, f in FAMILIES if any(k in event.key for k in keys)), "other")
+    for event in prof.events():
+        family = op_family(event)
         totals[family] = totals.get(family, 0.0) + event.self_cpu_time_total
         if family == "other":
-            others[event.key] = event.self_cpu_time_total
+            others[event.name] = others.get(event.name, 0.0) + event.self_cpu_time_total
     whole = sum(totals.values()) or 1.0
-    print(f"\n-- {kind.name}: nmod training step, self CPU time by operator family --")
+    print(f"\n-- {kind.name}: nmod training step ({label}), self CPU time by operator family "
+          f"({whole / 1e3 / (len(kind.batches) - 1):.0f} ms a batch under the profiler) --")
     for family, t in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {family:28s} {100 * t / whole:5.1f} %")
     top = sorted(others.items(), key=lambda kv: -kv[1])[:6]

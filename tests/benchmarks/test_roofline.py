@@ -20,3 +20,19 @@ def test_forward_flops_count_real_tokens_only():
     both = roofline.forward_flops(np.array([10, 5]), CFG, "token", 3)
     five = 2 * (8 * 5 * 16 + 4 * 5 * 32 + 4 * 25 * 4) + 2 * 5 * 4 * 3
     assert both == 8560 + five
+
+
+def test_profile_families_tell_dtype_casts_from_other_copies():
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.randn(8, 8)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        x.to(torch.bfloat16)  # a cast: _to_copy -> copy_
+        torch.empty(8, 8).copy_(x)  # a plain copy
+        x @ x
+    families = {}
+    for event in prof.events():
+        families.setdefault(event.name, set()).add(roofline.op_family(event))
+    assert families["aten::copy_"] == {"dtype casts (.to)", "copies, gathers, packing"}
+    assert families["aten::mm"] == {"matrix multiply"}
