@@ -33,6 +33,9 @@ character offsets). The learning-rate warmup: nmod's WarmupAnnealing starts at l
 `--deployed` also answers the eval questions from each nmod run's model folder with the predictors
 (`QuestionAnswerer`) through each serving path (eager fp32, torch int8, ONNX Runtime fp32 and int8),
 and prints each one's EM/F1 change from the recipe's own evaluation, paired by seed.
+
+Side `nmod_bf16` is the recipe with `--amp_opt_level O1` (bf16 autocast on a CPU, training and
+evaluation), printed also minus `nmod`, paired by seed.
 """
 from __future__ import annotations
 
@@ -55,6 +58,9 @@ from preprocessing import hf_columns, make_prepare_train_features  # noqa: E402 
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "nlp" / "question_answering" / "question_answering_squad.py"
 
+SIDES = {"nmod": "nmod (SQuAD recipe)", "hf": "transformers (run_qa.py)",
+         "nmod_bf16": "nmod, --amp_opt_level O1 (bf16 autocast)"}
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval_questions", type=int, default=0, help="cap on evaluation questions (0 = all)")
     p.add_argument("--split_seed", type=int, default=0, help="order in which training paragraphs are taken")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds, the same on both sides")
-    p.add_argument("--sides", default="nmod,hf", help="nmod, hf or both")
+    p.add_argument("--sides", default="nmod,hf", help=f"comma-separated, of {SIDES}")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--num_epochs", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=16)
@@ -130,8 +136,8 @@ def load_recipe():
     return module
 
 
-def run_nmod(recipe, train_file: str, eval_file: str, seed: int, args, work_dir: str) -> dict:
-    argv = ["--train_file", train_file, "--eval_file", eval_file, "--work_dir", work_dir,
+def run_nmod(recipe, train_file: str, eval_file: str, seed: int, args, work_dir: str, amp: str = "O0") -> dict:
+    argv = ["--amp_opt_level", amp, "--train_file", train_file, "--eval_file", eval_file, "--work_dir", work_dir,
             "--seed", str(seed), "--lr", str(args.lr), "--num_epochs", str(args.num_epochs),
             "--batch_size", str(args.batch_size), "--lr_warmup_proportion", str(args.warmup_proportion),
             "--weight_decay", str(args.weight_decay), "--grad_norm_clip", "1.0", "--optimizer", "fused_adam",
@@ -142,7 +148,7 @@ def run_nmod(recipe, train_file: str, eval_file: str, seed: int, args, work_dir:
     results = recipe.main(argv)
     B.setup(args.threads)  # the recipe's factory may have changed logging; keep the benchmark quiet
     done = {"exact_match": float(results["after"]["exact_match"]), "f1": float(results["after"]["f1"])}
-    if args.deployed:
+    if args.deployed and amp == "O0":  # the serving paths start from an fp32-trained model
         done["deployed"] = deployed_scores(Path(work_dir) / "model", eval_file, args.batch_size)
     return done
 
@@ -347,11 +353,11 @@ def main(argv=None) -> dict:
     B.setup(args.threads)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-    if not seeds or any(s not in ("nmod", "hf") for s in sides):
-        raise SystemExit(f"--seeds needs at least one seed and --sides is nmod and/or hf; got {args.seeds!r}, "
+    if not seeds or any(s not in SIDES for s in sides):
+        raise SystemExit(f"--seeds needs at least one seed and --sides is of {sorted(SIDES)}; got {args.seeds!r}, "
                          f"{args.sides!r}")
     print(B.machine_info())
-    recipe = load_recipe() if "nmod" in sides else None
+    recipe = load_recipe() if any(s.startswith("nmod") for s in sides) else None
     runs = {s: [] for s in sides}
     started = time.time()
     with B.temp_dir() as tmp:
@@ -368,8 +374,9 @@ def main(argv=None) -> dict:
         for k, seed in enumerate(seeds):
             for side in B.rotate(sides, k):
                 t0 = time.perf_counter()
-                if side == "nmod":
-                    m = run_nmod(recipe, train_file, eval_file, seed, args, str(Path(tmp) / f"nmod-{seed}"))
+                if side.startswith("nmod"):
+                    m = run_nmod(recipe, train_file, eval_file, seed, args, str(Path(tmp) / f"{side}-{seed}"),
+                                 amp="O1" if side == "nmod_bf16" else "O0")
                     extra = ""
                 else:
                     m, hf_info = run_hf(train_file, eval_file, seed, args)
@@ -378,7 +385,7 @@ def main(argv=None) -> dict:
                         print("  " + compare_features(train_file, hf_info["train"], args))
                 m["seconds"] = time.perf_counter() - t0
                 runs[side].append(dict(m, seed=seed))
-                print(f"  seed {seed} {side:4s}: EM {m['exact_match']:.2f}  F1 {m['f1']:.2f}  "
+                print(f"  seed {seed} {side:9s}: EM {m['exact_match']:.2f}  F1 {m['f1']:.2f}  "
                       f"({m['seconds']:.0f} s{extra}; load {B.loadavg()})", flush=True)
                 for name, d in m.get("deployed", {}).items():
                     print(f"    from the model folder, {' '.join(DEPLOYED[name])}: EM {d['exact_match']:.2f}  "
@@ -388,11 +395,11 @@ def main(argv=None) -> dict:
           "(mean ± sample std (min-max)):")
     rows = []
     for side in sides:
-        rows.append([{"nmod": "nmod (SQuAD recipe)", "hf": "transformers (run_qa.py)"}[side],
+        rows.append([SIDES[side],
                      summarise([r["exact_match"] for r in runs[side]]), summarise([r["f1"] for r in runs[side]]),
                      " ".join(f"{r['f1']:.2f}" for r in runs[side])])
     print(B.table(rows, ["side", "EM", "F1", "F1 per seed"]))
-    if len(sides) == 2:
+    if "nmod" in sides and "hf" in sides:
         for metric in ("exact_match", "f1"):
             a = [r[metric] for r in runs["nmod"]]
             b = [r[metric] for r in runs["hf"]]
@@ -400,6 +407,10 @@ def main(argv=None) -> dict:
             se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) if len(a) > 1 else float("nan")
             print(f"nmod - transformers, {metric}: {diff:+.2f} (standard error of the difference {se:.2f}; "
                   f"within 1 point: {'yes' if abs(diff) <= 1 else 'no'})")
+    if "nmod" in sides and "nmod_bf16" in sides:
+        for metric in ("exact_match", "f1"):
+            change = [b[metric] - a[metric] for a, b in zip(runs["nmod"], runs["nmod_bf16"])]
+            print(f"nmod_bf16 minus nmod, {metric}, paired by seed: {summarise(change)}")
     if "nmod" in sides and "deployed" in runs["nmod"][0]:
         for name in DEPLOYED:
             for metric in ("exact_match", "f1"):
