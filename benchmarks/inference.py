@@ -19,7 +19,9 @@ dataset order, batch `--batch_size`, no autograd, eval mode. Sides:
   `nmod_ort` (`runtime="onnxruntime"`: encoder and head exported as one ONNX graph, run by ONNX Runtime)
   and `nmod_ort_int8` (both: ONNX Runtime's dynamic int8 quantization of the graph's MatMuls).
   Each one's largest start/end logit difference from eager fp32 is printed (this head is untrained,
-  so the change in EM/F1 on real data is not measured here).
+  so the change in EM/F1 on real data is not measured here);
+* `nmod_int8_per_tensor` (only when named in `--sides`): torch's int8 with one weight scale per
+  tensor, what `precision="int8"` did before it scaled each output channel: the speed of that change.
 
 `--batch_size 1` gives the latency of one request (`ms per batch`), `--batch_size 32` the throughput of
 a serving batch.
@@ -43,6 +45,7 @@ import _bench as B  # noqa: E402
 
 DEPLOYED = {f"nmod_{path}": path for path in B.SERVING_PATHS}  # side -> the predictors' serving path
 SIDES = ("hf_padded", "hf_dynamic", "nmod", "nmod_sorted", *DEPLOYED)
+EXTRA_SIDES = ("nmod_int8_per_tensor",)  # run only when asked for
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -99,6 +102,21 @@ def nmod_sorted_eval(encoder, head, dataset, batches) -> list:
             for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
 
 
+def per_tensor_int8(encoder, head):
+    """Copies of the modules with torch's int8 Linear layers at one weight scale per tensor."""
+    import copy
+    import warnings
+
+    from nmod_nlp.inference.runtime import EagerModel
+
+    model = EagerModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for module in (model.encoder, model.head):
+            torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return model
+
+
 @torch.no_grad()
 def deployed_eval(model, dataset, batches) -> list:
     return [model(input_ids, type_ids, mask)[0] for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
@@ -125,6 +143,8 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     hf_model = B.hf_qa_model(None, head=head)
     diff = check_equal(nf, out, hf_model, dataset, batches)
     models = {side: B.serving_copy(encoder, head, DEPLOYED[side]) for side in names if side in DEPLOYED}
+    if "nmod_int8_per_tensor" in names:
+        models["nmod_int8_per_tensor"] = per_tensor_int8(encoder, head)
     fp32 = nmod_sorted_eval(encoder, head, dataset, batches)
     print(f"\n==== {kind}: {B.length_summary(dataset.lengths)}; batch {args.batch_size} ====")
     print(f"start/end logits at real tokens, nmod vs HF: max |diff| = {diff:.2e} "
@@ -159,7 +179,7 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     batches_n = len(batches)  # latency: the wall time of one batch, on average over the pass
     print(B.table([[k, f"{med[k]:.1f}", f"{min(per[k]):.1f}-{max(per[k]):.1f}", f"{1000 * n / med[k] / batches_n:.1f}"]
                    for k in names], ["side", "features/s (median)", "range", "ms per batch"]))
-    for ours in ("nmod", "nmod_sorted", *DEPLOYED):
+    for ours in ("nmod", "nmod_sorted", *DEPLOYED, *EXTRA_SIDES):
         for ref in ("hf_padded", "hf_dynamic"):
             if ours in med and ref in med:
                 print(f"{ours} / {ref}: {med[ours] / med[ref]:.2f}x")
@@ -170,9 +190,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     B.setup(args.threads)
     names = [n.strip() for n in args.sides.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SIDES]
+    unknown = [n for n in names if n not in SIDES + EXTRA_SIDES]
     if unknown:
-        raise SystemExit(f"--sides: unknown {unknown}; choose from {SIDES}")
+        raise SystemExit(f"--sides: unknown {unknown}; choose from {SIDES + EXTRA_SIDES}")
     print(B.machine_info())
     tokenizer = B.get_nmod_tokenizer()
     kinds = ["squad-length", "samples"] if args.data == "both" else [args.data]

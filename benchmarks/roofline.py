@@ -283,6 +283,7 @@ FAMILIES = [  # operator-name fragments -> family, first match wins
     (("scaled_dot_product", "flash", "_efficient_attention", "attention"), "attention"),
     (("layer_norm",), "LayerNorm"),
     (("gelu",), "GELU"),
+    (("bernoulli",), "dropout masks (bernoulli_)"),
     (("softmax",), "softmax / cross-entropy"),
     (("adam", "_foreach", "_fused"), "optimizer"),
     (("copy_", "to_copy", "clone", "contiguous", "cat", "index", "pad", "masked", "nonzero", "gather",
