@@ -106,11 +106,13 @@ BUDGETS = {"nemo": {"batch_size": 8, "epochs": 5, "lr": 5e-5}, "short": {"batch_
 
 
 def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", dropout: float | None = None,
-             max_steps: int | None = None, recorder=None, amp: str = "O0") -> dict:
+             max_steps: int | None = None, recorder=None, amp: str = "O0", serving: bool = True) -> dict:
     """The NER recipe's graph through `nf.train`. `dropout` (encoder and head) None keeps the defaults;
     `max_steps` stops early (no dev score); `recorder` collects each step's loss; `amp` is the factory's
-    optimization level (O1: bf16 autocast on a CPU, training and scoring). The result carries the
-    head's initial state (`initial_head`), for the parity check."""
+    optimization level (O1: bf16 autocast on a CPU, training and scoring); `serving` False skips the
+    int8 and ONNX Runtime scores. The result carries the head's initial state (`initial_head`), for the
+    parity check, and the trained `modules` (encoder, head): fp32 with `serving` False, else int8 (the
+    int8 score quantizes them in place, last)."""
     import nmod
     from nmod.optim import get_lr_policy
     from nmod_nlp.callbacks import first_subtoken_values
@@ -151,8 +153,8 @@ def run_nmod(train, dev, label_ids, args, seed: int, head_kind: str = "linear", 
                                 for lg, m, lb in zip(out_logits, out_mask, out_labels)])
         return score(preds, dev, label_ids)
 
-    done = {"seconds": seconds, "result": dev_score(), "initial_head": initial_head}
-    if amp != "O0":  # the serving paths start from an fp32 model; they are scored on the fp32 sides
+    done = {"seconds": seconds, "result": dev_score(), "initial_head": initial_head, "modules": (encoder, head)}
+    if amp != "O0" or not serving:  # the serving paths start from an fp32 model; they are scored on the fp32 sides
         return done
     try:  # the predictors' runtime="onnxruntime", precision="int8" on copies of the trained modules
         ort = B.serving_copy(encoder, head, "ort_int8")

@@ -3,8 +3,8 @@
 ``int8`` is dynamic quantization (torch's ``quantize_dynamic``): each ``nn.Linear``'s weights are
 stored as int8 with one scale per output channel, and each batch's activations are quantized on the
 fly, so no calibration data is needed and the model folder stays fp32. Per channel, because a
-fine-tuned BERT's rows differ in range: one scale per tensor cost 1.7-3.1 CoNLL F1 points where one
-per channel costs about 0.6, at the same speed (docs/accuracy.md). The Linear layers do nearly all of a
+fine-tuned BERT's rows differ in range: one scale per tensor cost 1.2-3.1 CoNLL F1 points where one
+per channel costs 0.3-0.6, at the same speed (docs/accuracy.md). The Linear layers do nearly all of a
 BERT's arithmetic; embeddings, LayerNorm, softmax and the attention products stay fp32. It runs on
 the CPU's int8 units (VNNI/AMX through fbgemm/oneDNN) and only on the CPU.
 """

@@ -92,9 +92,9 @@ def export_encoder_and_head(encoder: torch.nn.Module, head: torch.nn.Module, pat
     return deployment_export(graph, path, "onnx", example)
 
 
-def quantize_int8(path: Path, out: Path) -> Path:
+def quantize_int8(path: Path, out: Path, per_channel: bool = True) -> Path:
     """ONNX Runtime's dynamic quantization of the MatMuls: int8 weights with one scale per output
-    channel (one per tensor cost 1.6-1.7 CoNLL F1 points, per channel 0.2-0.4: docs/accuracy.md)."""
+    channel (one per tensor, ``per_channel=False``, cost 0.6-1.2 CoNLL F1 points more: docs/accuracy.md)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quiet = logging.Filter()  # its advice to pre-process first, logged on the root logger at every call
@@ -102,7 +102,7 @@ def quantize_int8(path: Path, out: Path) -> Path:
     logging.getLogger().addFilter(quiet)
     try:
         quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         per_channel=True)
+                         per_channel=per_channel)
     finally:
         logging.getLogger().removeFilter(quiet)
     return out

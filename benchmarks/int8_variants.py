@@ -1,0 +1,126 @@
+"""Which int8 quantization keeps a fine-tuned model's metric: the same trained CoNLL-2003 NER model scored
+in fp32 and through several quantizations of its own weights, so every difference is paired exactly.
+
+    .venv/bin/python benchmarks/int8_variants.py --data_dir ../shared/data/conll2003 --seeds 0,1,2   # ~5 min a seed
+
+Per seed, `ner_accuracy.run_nmod` trains the NER recipe's graph (`--head linear`) at NeMo 0.11's budget
+(batch 8, 5 epochs, lr 5e-5) on `--train_sentences` of CoNLL-2003 and scores `--dev_sentences` dev
+sentences with `conlleval`. Then, on copies of the trained modules, each variant answers the same dev
+windows (64 a batch, padded per batch: activations are quantized with one scale per batch, so the
+batching is part of the variant) and prints its entity F1 minus fp32's:
+
+* `torch_per_tensor`: torch's dynamic int8 Linear layers, one weight scale per tensor (what
+  `precision="int8"` did before);
+* `torch_per_channel`: one weight scale per output channel, what `precision="int8"` does
+  (`nmod_nlp.inference.precision`);
+* `torch_per_channel_ffn_out_fp32`: the same with each layer's FFN output projection left in fp32, the
+  other usual remedy for BERT's outlier activations;
+* `ort_per_tensor` / `ort_per_channel`: ONNX Runtime's dynamic quantization of the exported graph
+  (`runtime="onnxruntime", precision="int8"` is the second).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench as B  # noqa: E402
+import ner_accuracy as N  # noqa: E402
+
+VARIANTS = ("torch_per_tensor", "torch_per_channel", "torch_per_channel_ffn_out_fp32", "ort_per_tensor",
+            "ort_per_channel")
+
+
+def is_ffn_output(name: str) -> bool:
+    """BERT's `layer.N.output.dense` (the FFN's second Linear), not `attention.output.dense`."""
+    return name.endswith("output.dense") and "attention" not in name
+
+
+def eager(encoder, head):
+    """Copies of the trained modules, fp32, called as the predictors call them."""
+    from nmod_nlp.inference.runtime import EagerModel
+
+    return EagerModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "fp32")
+
+
+def torch_int8(encoder, head, per_channel: bool, keep_fp32=lambda name: False):
+    model = eager(encoder, head)
+    qconfig = (torch.ao.quantization.per_channel_dynamic_qconfig if per_channel
+               else torch.ao.quantization.default_dynamic_qconfig)
+    with warnings.catch_warnings():  # torch marks its quantized tensor types deprecated
+        warnings.simplefilter("ignore")
+        for module in (model.encoder, model.head):
+            spec = {name: qconfig for name, m in module.named_modules()
+                    if isinstance(m, torch.nn.Linear) and not keep_fp32(name)}
+            torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
+    return model
+
+
+def ort_int8(encoder, head, per_channel: bool):
+    import functools
+
+    from nmod_nlp.inference import runtime
+
+    shipped = runtime.quantize_int8
+    runtime.quantize_int8 = functools.partial(shipped, per_channel=per_channel)
+    try:
+        return runtime.OnnxRuntimeModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8")
+    finally:
+        runtime.quantize_int8 = shipped
+
+
+def variant(name: str, encoder, head):
+    if name.startswith("ort_"):
+        return ort_int8(encoder, head, per_channel=name == "ort_per_channel")
+    keep = is_ffn_output if name.endswith("ffn_out_fp32") else (lambda n: False)
+    return torch_int8(encoder, head, per_channel="per_channel" in name, keep_fp32=keep)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default="../shared/data/conll2003", help="CoNLL-2003 train.txt and dev.txt")
+    p.add_argument("--train_sentences", type=int, default=1000)
+    p.add_argument("--dev_sentences", type=int, default=800)
+    p.add_argument("--budget", default="nemo", choices=sorted(N.BUDGETS))
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {VARIANTS}")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    names = [v for v in args.variants.split(",") if v]
+    if any(v not in VARIANTS for v in names) or not Path(args.data_dir).is_dir():
+        raise SystemExit(f"--variants of {VARIANTS}; --data_dir {args.data_dir} must hold CoNLL-2003's "
+                         "train.txt and dev.txt")
+    args.attention_impl, args.max_seq_length = "auto", 128
+    for key, value in N.BUDGETS[args.budget].items():
+        setattr(args, key, value)
+    B.setup(args.threads)
+    from nmod_nlp.tokenizers import BertWordPieceTokenizer
+
+    print(B.machine_info())
+    change = {v: [] for v in names}
+    with B.temp_dir() as tmp:
+        data = N.prepare(Path(args.data_dir), Path(tmp), args.train_sentences, args.dev_sentences, seed=0)
+        tokenizer = BertWordPieceTokenizer(Path(B.MODEL_DIR) / "vocab.txt", do_lower_case=True)
+        train, dev, label_ids = N.layers(data, tokenizer, args.batch_size, args.max_seq_length)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            run = N.run_nmod(train, dev, label_ids, args, seed, "linear", serving=False)
+            encoder, head = run["modules"]
+            fp32 = N.score(N.deployed_preds(eager(encoder, head), dev), dev, label_ids)["f1"]
+            line = [f"seed {seed}: fp32 {fp32:.2f} (the recipe's own scoring {run['result']['f1']:.2f})"]
+            for name in names:
+                f1 = N.score(N.deployed_preds(variant(name, encoder, head), dev), dev, label_ids)["f1"]
+                change[name].append(f1 - fp32)
+                line.append(f"{name} {f1 - fp32:+.2f}")
+            print("; ".join(line), flush=True)
+    print(B.table([[v, B.fmt_mean_std(change[v]), " / ".join(f"{c:+.2f}" for c in change[v])] for v in names],
+                  ["variant", "entity F1 minus fp32, mean ± std", "per seed"]))
+    return change
+
+
+if __name__ == "__main__":
+    main()
