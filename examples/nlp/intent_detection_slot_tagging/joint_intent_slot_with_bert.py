@@ -35,6 +35,9 @@ from nmod_nlp.modules.losses import CrossEntropyLoss, LossAggregator
 from nmod_nlp.ports import encoder_inputs
 
 SAMPLE = Path(nmod_nlp.__file__).parent / "data" / "intent_slot" / "samples"
+#: ``--head`` -> the slot head's default depth: one Linear, as transformers' token classifiers, or NeMo
+#: 0.11's 2-layer MLP with ``--head mlp``.
+SLOT_HEADS = {"pooler": {"slot_num_fc_layers": 1}, "mlp": {"slot_num_fc_layers": 2}}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,8 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.set_defaults(optimizer="adam", lr=2e-5, lr_warmup_proportion=0.1, weight_decay=0.01, num_epochs=10,
                    batch_size=128)
     args = recipe.parse_args_with_demo(p, argv, demo_defaults)
-    if args.slot_num_fc_layers is None:  # from the --head asked for, not the pooler fallback's: args.yaml records it
-        args.slot_num_fc_layers = 2 if args.head == "mlp" else 1
+    recipe.apply_head_shape(args, SLOT_HEADS)  # from the --head asked for, not the pooler fallback's: args.yaml
     prefixes = recipe.mode_splits(args.mode, args.train_file_prefix, args.eval_file_prefix)
     recipe.check_data_args(p, args, [INTENTS_FILE, SLOTS_FILE] + [
         name for prefix in prefixes for name in (f"{prefix}.tsv", f"{prefix}_slots.tsv")])
