@@ -228,6 +228,26 @@ def serving_copy(encoder, head, path: str):
     return inference_model(copy.deepcopy(encoder), copy.deepcopy(head), None, precision, runtime)
 
 
+def torch_int8_copy(encoder, head, per_channel: bool, keep_fp32=lambda name: False):
+    """Copies of the modules with torch's dynamic int8 Linear layers at one weight scale per tensor or
+    per output channel, the Linear layers `keep_fp32(name)` names left in fp32: the variants the
+    predictors do not ship (theirs is `serving_copy(..., "int8")`), for measuring against it."""
+    import copy
+    import warnings
+
+    from nmod_nlp.inference.runtime import EagerModel
+
+    model = EagerModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "fp32")
+    qconfig = (torch.ao.quantization.per_channel_dynamic_qconfig if per_channel
+               else torch.ao.quantization.default_dynamic_qconfig)
+    with warnings.catch_warnings():  # torch marks its quantized tensor types deprecated
+        warnings.simplefilter("ignore")
+        for module in (model.encoder, model.head):
+            spec = {name: qconfig for name, m in module.named_modules()
+                    if isinstance(m, torch.nn.Linear) and not keep_fp32(name)}
+            torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
+    return model
+
 def hf_qa_model(dropout: float | None, head=None):
     """`transformers.BertForQuestionAnswering` on the same checkpoint; `head` (nmod's TokenClassifier)
     gives `qa_outputs` its weights, so both sides start from identical parameters."""

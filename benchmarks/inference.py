@@ -102,21 +102,6 @@ def nmod_sorted_eval(encoder, head, dataset, batches) -> list:
             for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
 
 
-def per_tensor_int8(encoder, head):
-    """Copies of the modules with torch's int8 Linear layers at one weight scale per tensor."""
-    import copy
-    import warnings
-
-    from nmod_nlp.inference.runtime import EagerModel
-
-    model = EagerModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "fp32")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for module in (model.encoder, model.head):
-            torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    return model
-
-
 @torch.no_grad()
 def deployed_eval(model, dataset, batches) -> list:
     return [model(input_ids, type_ids, mask)[0] for input_ids, type_ids, mask, *_ in loader(dataset, batches)]
@@ -144,7 +129,7 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     diff = check_equal(nf, out, hf_model, dataset, batches)
     models = {side: B.serving_copy(encoder, head, DEPLOYED[side]) for side in names if side in DEPLOYED}
     if "nmod_int8_per_tensor" in names:
-        models["nmod_int8_per_tensor"] = per_tensor_int8(encoder, head)
+        models["nmod_int8_per_tensor"] = B.torch_int8_copy(encoder, head, per_channel=False)
     fp32 = nmod_sorted_eval(encoder, head, dataset, batches)
     print(f"\n==== {kind}: {B.length_summary(dataset.lengths)}; batch {args.batch_size} ====")
     print(f"start/end logits at real tokens, nmod vs HF: max |diff| = {diff:.2e} "

@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import warnings
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402
@@ -48,26 +45,14 @@ def eager(encoder, head):
     return EagerModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "fp32")
 
 
-def torch_int8(encoder, head, per_channel: bool, keep_fp32=lambda name: False):
-    model = eager(encoder, head)
-    qconfig = (torch.ao.quantization.per_channel_dynamic_qconfig if per_channel
-               else torch.ao.quantization.default_dynamic_qconfig)
-    with warnings.catch_warnings():  # torch marks its quantized tensor types deprecated
-        warnings.simplefilter("ignore")
-        for module in (model.encoder, model.head):
-            spec = {name: qconfig for name, m in module.named_modules()
-                    if isinstance(m, torch.nn.Linear) and not keep_fp32(name)}
-            torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
-    return model
-
-
-def ort_int8(encoder, head, per_channel: bool):
+def ort_per_tensor(encoder, head):
+    """ONNX Runtime's int8 graph as the predictors made it before: one weight scale per tensor."""
     import functools
 
     from nmod_nlp.inference import runtime
 
     shipped = runtime.quantize_int8
-    runtime.quantize_int8 = functools.partial(shipped, per_channel=per_channel)
+    runtime.quantize_int8 = functools.partial(shipped, per_channel=False)
     try:
         return runtime.OnnxRuntimeModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8")
     finally:
@@ -75,10 +60,15 @@ def ort_int8(encoder, head, per_channel: bool):
 
 
 def variant(name: str, encoder, head):
-    if name.startswith("ort_"):
-        return ort_int8(encoder, head, per_channel=name == "ort_per_channel")
+    """The per-channel variants are the predictors' own serving paths; the others are built here."""
+    if name == "torch_per_channel":
+        return B.serving_copy(encoder, head, "int8")
+    if name == "ort_per_channel":
+        return B.serving_copy(encoder, head, "ort_int8")
+    if name == "ort_per_tensor":
+        return ort_per_tensor(encoder, head)
     keep = is_ffn_output if name.endswith("ffn_out_fp32") else (lambda n: False)
-    return torch_int8(encoder, head, per_channel="per_channel" in name, keep_fp32=keep)
+    return B.torch_int8_copy(encoder, head, per_channel="per_channel" in name, keep_fp32=keep)
 
 
 def main(argv=None) -> dict:

@@ -6,8 +6,8 @@ trained or with int8 Linear layers (``inference.precision``). ``onnxruntime`` ex
 head once, when the folder is loaded, as one graph with ``deployment_export`` (dynamic batch and
 length, the padded attention path), and serves it from an ONNX Runtime session on the CPU; its int8
 is ONNX Runtime's dynamic quantization of the graph's matrix products (int8 weights, one scale per
-output channel, activations quantized per batch). Nothing is written beside the model folder: the ONNX file lives in a temporary
-folder only while the session is made.
+output channel, activations quantized per batch). Nothing is written beside the model folder: the
+ONNX file lives in a temporary folder only while the session is made.
 """
 from __future__ import annotations
 
