@@ -16,6 +16,9 @@ matrix-multiply peak, with transformers' padded and dynamic-padding steps beside
      called eagerly, which is what the executor runs per step (its own overhead is
      `benchmarks/executor_overhead.py`'s);
    * `nmod infer`: the same forward under `torch.inference_mode()`;
+   * with `--torch_dropout`, `nmod train (torch dropout)` (and its bf16 autocast twin with `--bf16`):
+     the same step with `F.dropout` and SDPA's own dropout, which draw their masks with `bernoulli_`,
+     in place of `nmod_nlp.modules.dropout`'s masks drawn as 16-bit words;
    * with `--bf16`, `nmod train (bf16 autocast)` / `nmod infer (bf16 autocast)`: the same with the
      forward under `torch.autocast("cpu", dtype=torch.bfloat16)`, what `amp_opt_level="O1"` runs on a
      CPU (fp32 weights and optimizer, products in bf16); then `nmod train (bf16 O2)`, what
@@ -42,6 +45,7 @@ rest); with `--bf16` also the bf16 autocast step's, where the casts autocast ins
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
 import tempfile
@@ -69,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="also profile nmod's training step per kind")
     p.add_argument("--bf16", action="store_true",
                    help="also time nmod's steps under bf16 autocast (what O1 runs on a CPU), fp32 weights")
+    p.add_argument("--torch_dropout", action="store_true",
+                   help="also time nmod's training steps with torch's own dropout (bernoulli_ masks), "
+                        "the mask nmod drew before nmod_nlp.modules.dropout")
     return p.parse_args(argv)
 
 
@@ -185,7 +192,26 @@ def timed(step, batches) -> float:
     return float(np.median(times))
 
 
-def measure(kind: Kind, profile: bool, bf16: bool = False) -> list[tuple[str, float, float]]:
+@contextlib.contextmanager
+def torch_dropout():
+    """nmod's modules with torch's dropout: ``F.dropout`` for the hidden states, SDPA's own for attention."""
+    import torch.nn.functional as F
+    from nmod_nlp.modules import dropout as dropout_module
+    from nmod_nlp.modules.encoders import attention
+
+    def torch_sdpa(q, k, v, key_mask=None, dropout_p=0.0):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)
+
+    saved = dropout_module.dropout, attention.sdpa
+    dropout_module.dropout, attention.sdpa = F.dropout, torch_sdpa
+    try:
+        yield
+    finally:
+        dropout_module.dropout, attention.sdpa = saved
+
+
+def measure(kind: Kind, profile: bool, bf16: bool = False, with_torch_dropout: bool = False
+            ) -> list[tuple[str, float, float]]:
     """(side, seconds per batch, counted FLOPs per batch) for every side of one kind."""
     cfg = B.model_config()
     fwd = float(np.mean([forward_flops(n, cfg, kind.head, kind.num_classes) for n in kind.lengths[1:]]))
@@ -215,6 +241,12 @@ def measure(kind: Kind, profile: bool, bf16: bool = False) -> list[tuple[str, fl
                      3 * fwd))
         if profile:
             print_profile(kind, functools.partial(nmod_train, bf16=True), "bf16 autocast")
+    if with_torch_dropout:
+        with torch_dropout():
+            rows.append(("nmod train (torch dropout)", timed(nmod_train, kind.batches), 3 * fwd))
+            if bf16:
+                rows.append(("nmod train (bf16 autocast, torch dropout)",
+                             timed(functools.partial(nmod_train, bf16=True), kind.batches), 3 * fwd))
     encoder.eval(), head.eval()
     rows.append(("nmod infer", timed(nmod_infer, kind.batches), fwd))
     if bf16:
@@ -283,7 +315,7 @@ FAMILIES = [  # operator-name fragments -> family, first match wins
     (("scaled_dot_product", "flash", "_efficient_attention", "attention"), "attention"),
     (("layer_norm",), "LayerNorm"),
     (("gelu",), "GELU"),
-    (("bernoulli",), "dropout masks (bernoulli_)"),
+    (("bernoulli", "random_", "randint"), "dropout masks (bernoulli_, random_)"),
     (("softmax",), "softmax / cross-entropy"),
     (("adam", "_foreach", "_fused"), "optimizer"),
     (("copy_", "to_copy", "clone", "contiguous", "cat", "index", "pad", "masked", "nonzero", "gather",
@@ -341,7 +373,7 @@ def main(argv=None) -> None:
             real = float(np.mean([n.mean() for n in kind.lengths]))
             print(f"\n== {name}: batch {args.batch_size}, mean {real:.0f} real sub-tokens a row (max {kind.max_len}) ==",
                   flush=True)
-            for side, seconds, flops in measure(kind, args.profile, args.bf16):
+            for side, seconds, flops in measure(kind, args.profile, args.bf16, args.torch_dropout):
                 gflops = flops / seconds / 1e9
                 table.append([name, side, f"{1000 * seconds:.0f}", f"{gflops:.0f}", f"{100 * gflops / peak32:.0f} %",
                               f"{100 * gflops / peak16:.0f} %"])

@@ -36,3 +36,26 @@ def test_profile_families_tell_dtype_casts_from_other_copies():
         families.setdefault(event.name, set()).add(roofline.op_family(event))
     assert families["aten::copy_"] == {"dtype casts (.to)", "copies, gathers, packing"}
     assert families["aten::mm"] == {"matrix multiply"}
+
+
+def test_torch_dropout_side_draws_bernoulli_masks_and_nmod_draws_random_words():
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from nmod_nlp.modules.dropout import Dropout
+    from nmod_nlp.modules.encoders.attention import Padded
+
+    layer, x = Dropout(0.5).train(), torch.randn(16, 16)
+    q = torch.randn(1, 16, 2, 8)
+    layout = Padded(torch.ones(1, 16))
+
+    def ops():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            layer(x), layout.attend(q, q, q, dropout_p=0.5)
+        return {event.name: roofline.op_family(event) for event in prof.events()}
+
+    nmod = ops()
+    with roofline.torch_dropout():
+        torch_ops = ops()
+    assert "aten::bernoulli_" in torch_ops and "aten::bernoulli_" not in nmod and "aten::bernoulli_" not in ops()
+    assert nmod["aten::random_"] == torch_ops["aten::bernoulli_"] == "dropout masks (bernoulli_, random_)"

@@ -16,6 +16,7 @@ from nmod.backends.pytorch import TrainableNM
 from nmod.core.errors import ConfigError
 
 from ...ports import bert_input_ports
+from ..dropout import Dropout
 from .attention import ATTENTION_IMPLS, Packed, Padded, padded_attention, prepare_inputs
 from .checkpoint_io import has_pooler
 from .hf_checkpoint import load_bert_state_dict, read_hf_checkpoint, renamed_bert_state
@@ -77,7 +78,7 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, input_ids, position_ids, token_type_ids):
         x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
@@ -107,7 +108,7 @@ class BertResidualOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(in_features, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, x, residual):
         return self.LayerNorm(residual + self.dropout(self.dense(x)))

@@ -19,6 +19,7 @@ from nmod.core.errors import ConfigError
 from nmod.types import ChannelType, NeuralType
 
 from ...ports import bert_input_ports
+from ..dropout import Dropout
 from .attention import ATTENTION_IMPLS, Packed, Padded, padded_attention, prepare_inputs
 from .checkpoint_io import check_vocab_fits
 from .megatron_checkpoint import read_megatron_checkpoint
@@ -42,7 +43,7 @@ class Embedding(nn.Module):
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         # Megatron pretrains without token types when it has no binary head: num_tokentypes = 0.
         self.tokentype_embeddings = nn.Embedding(cfg.num_tokentypes, cfg.hidden_size) if cfg.num_tokentypes else None
-        self.dropout = nn.Dropout(cfg.hidden_dropout)  # no LayerNorm: the first block's input_layernorm does it
+        self.dropout = Dropout(cfg.hidden_dropout)  # no LayerNorm: the first block's input_layernorm does it
 
     def forward(self, input_ids, position_ids, token_type_ids):
         x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
@@ -86,7 +87,7 @@ class Block(nn.Module):
         self.self_attention = SelfAttention(cfg)
         self.post_attention_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layernorm_epsilon)
         self.mlp = MLP(cfg)
-        self.dropout = nn.Dropout(cfg.hidden_dropout)
+        self.dropout = Dropout(cfg.hidden_dropout)
 
     def forward(self, x, layout: Padded | Packed):
         x = x + self.dropout(self.self_attention(self.input_layernorm(x), layout))

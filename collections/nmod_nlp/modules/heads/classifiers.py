@@ -18,6 +18,8 @@ from torch import nn
 from nmod.backends.pytorch import TrainableNM
 from nmod.types import ChannelType, LogitsType, NeuralType, RegressionValuesType
 
+from ..dropout import Dropout
+
 __all__ = ["MultiLayerPerceptron", "TokenClassifier", "SequenceClassifier", "SequenceRegression", "ACTIVATIONS"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}
@@ -116,7 +118,7 @@ class TokenClassifier(TrainableNM):
         super().__init__(name=name)
         self.hidden_size = hidden_size
         self.mlp = MultiLayerPerceptron(hidden_size, num_classes, num_layers, activation, log_softmax)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if use_transformer_init:
             self.apply(transformer_weights_init)
 
@@ -186,7 +188,7 @@ class SequenceRegression(TrainableNM):
         self.hidden_size = hidden_size
         self.pooled = bool(pooled)
         self.mlp = MultiLayerPerceptron(hidden_size, 1, num_layers, activation, log_softmax=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if use_transformer_init:
             self.apply(transformer_weights_init)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch import nn
 
 from nmod.backends.pytorch import TrainableNM
 from nmod.types import ChannelType, LogitsType, NeuralType
 
+from ..dropout import Dropout
 from .classifiers import (MultiLayerPerceptron, _check_hidden, first_token, sequence_input_ports,
                           transformer_weights_init)
 
@@ -50,7 +50,7 @@ class PunctCapitTokenClassifier(TrainableNM):
     ):
         super().__init__(name=name)
         self.hidden_size = hidden_size
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.punct_mlp = MultiLayerPerceptron(hidden_size, punct_num_classes, punct_num_layers, activation, log_softmax)
         self.capit_mlp = MultiLayerPerceptron(hidden_size, capit_num_classes, capit_num_layers, activation, log_softmax)
         if use_transformer_init:
@@ -97,7 +97,7 @@ class JointIntentSlotClassifier(TrainableNM):
         super().__init__(name=name)
         self.hidden_size = hidden_size
         self.pooled = bool(pooled)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.intent_mlp = MultiLayerPerceptron(hidden_size, num_intents, intent_num_layers, activation, log_softmax)
         self.slot_mlp = MultiLayerPerceptron(hidden_size, num_slots, slot_num_layers, activation, log_softmax)
         if use_transformer_init:
