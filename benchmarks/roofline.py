@@ -196,6 +196,7 @@ def timed(step, batches) -> float:
 def torch_dropout():
     """nmod's modules with torch's dropout: ``F.dropout`` for the hidden states, SDPA's own for attention."""
     import torch.nn.functional as F
+
     from nmod_nlp.modules import dropout as dropout_module
     from nmod_nlp.modules.encoders import attention
 

@@ -14,6 +14,7 @@ from nmod.backends.pytorch.precision import DynamicLossScaler
 from nmod.callbacks import Callback, CheckpointCallback, EvaluatorCallback, SimpleLossLoggerCallback
 from nmod.core import Graph, GraphError
 from nmod.optim import get_lr_policy
+from nmod_nlp.modules.dropout import Dropout
 from toy import ToyData, ToyMLP, ToyMSE, build
 
 
@@ -50,9 +51,10 @@ class StopAt(Callback):
             raise StopAt.Killed()
 
 
-def run_with_resume(tmp_path, kill_at=None, lr_policy="WarmupAnnealing", extra_callbacks=()):
+def run_with_resume(tmp_path, kill_at=None, lr_policy="WarmupAnnealing", extra_callbacks=(),
+                    dropout_cls=torch.nn.Dropout):
     nf = factory()
-    _, mlp, loss = build(n=24, batch_size=4, shuffle=True, dropout=0.3)
+    _, mlp, loss = build(n=24, batch_size=4, shuffle=True, dropout=0.3, dropout_cls=dropout_cls)
     callbacks = [CheckpointCallback(str(tmp_path), step_freq=4), *extra_callbacks]
     if kill_at:
         callbacks.append(StopAt(kill_at))
@@ -61,13 +63,15 @@ def run_with_resume(tmp_path, kill_at=None, lr_policy="WarmupAnnealing", extra_c
     return mlp
 
 
-def test_kill_and_resume_matches_uninterrupted_bit_for_bit(tmp_path):
-    reference = run_with_resume(tmp_path / "ref")
-    with pytest.raises(StopAt.Killed):
-        run_with_resume(tmp_path / "run", kill_at=10)  # mid-epoch 2 (6 steps/epoch), last checkpoint at 8
+@pytest.mark.parametrize("dropout_cls", [torch.nn.Dropout, Dropout], ids=["torch", "nmod_nlp"])
+def test_kill_and_resume_matches_uninterrupted_bit_for_bit(tmp_path, dropout_cls):
+    """Also with nmod_nlp's Dropout, whose CPU masks come from 64-bit draws of the same generator."""
+    reference = run_with_resume(tmp_path / "ref", dropout_cls=dropout_cls)
+    with pytest.raises(StopAt.Killed):  # mid-epoch 2 (6 steps/epoch), last checkpoint at 8
+        run_with_resume(tmp_path / "run", kill_at=10, dropout_cls=dropout_cls)
     assert ckpt.latest_checkpoint(tmp_path / "run").name == "step-00000008"
     torch.manual_seed(1234)  # a different RNG state before resuming must not matter
-    resumed = run_with_resume(tmp_path / "run")
+    resumed = run_with_resume(tmp_path / "run", dropout_cls=dropout_cls)
     for k, v in weights(reference).items():
         assert torch.equal(weights(resumed)[k], v), k
 

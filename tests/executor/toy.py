@@ -28,11 +28,11 @@ class ToyMLP(TrainableNM):
     def output_ports(self):
         return {"pred": NeuralType(("B",), RegressionValuesType())}
 
-    def __init__(self, dim: int = 4, hidden: int = 16, dropout: float = 0.0, name=None):
+    def __init__(self, dim: int = 4, hidden: int = 16, dropout: float = 0.0, dropout_cls=torch.nn.Dropout, name=None):
         super().__init__(name=name)
         self.fc1 = torch.nn.Linear(dim, hidden)
         self.norm = torch.nn.LayerNorm(hidden)
-        self.drop = torch.nn.Dropout(dropout)
+        self.drop = dropout_cls(dropout)
         self.fc2 = torch.nn.Linear(hidden, 1)
 
     def forward(self, x):
@@ -55,10 +55,10 @@ class ToyMSE(TrainableNM):
         return torch.nn.functional.mse_loss(pred.float(), y.float())
 
 
-def build(n=32, batch_size=4, shuffle=True, dropout=0.0, seed=0):
+def build(n=32, batch_size=4, shuffle=True, dropout=0.0, seed=0, dropout_cls=torch.nn.Dropout):
     torch.manual_seed(seed)
     data = ToyData(n=n, batch_size=batch_size, shuffle=shuffle)
-    mlp = ToyMLP(dropout=dropout)
+    mlp = ToyMLP(dropout=dropout, dropout_cls=dropout_cls)
     loss_fn = ToyMSE()
     x, y = data()
     loss = loss_fn(pred=mlp(x=x), y=y)
