@@ -277,11 +277,10 @@ def measure(kind: Kind, profile: bool, bf16: bool = False, with_torch_dropout: b
     return rows
 
 
-def bf16_weight_steps(kind: Kind, encoder, head, loss_fn, fwd: float) -> list[tuple[str, float, float]]:
-    """The steps with the weights themselves in bf16 (the modules are converted in place, so this runs
-    after their fp32 sides): ``O2`` training as the executor runs it on a CPU (bf16 weights under
-    autocast, the bf16 gradients copied into fp32 master weights that AdamW updates, then copied back:
-    ``nmod.backends.pytorch.actions`` steps 5-7), and inference with bf16 weights."""
+def o2_train_step(kind: Kind, encoder, head, loss_fn):
+    """``O2`` training as the executor runs it on a CPU (bf16 weights under autocast, the bf16 gradients
+    copied into fp32 master weights that AdamW updates, then copied back: ``nmod.backends.pytorch.actions``
+    steps 5-7). The modules are converted to bf16 in place."""
     modules = torch.nn.ModuleList([encoder, head]).to(torch.bfloat16)
     named = [(name, p) for name, p in modules.named_parameters() if p.requires_grad]
     weights = [p for _, p in named]
@@ -289,6 +288,7 @@ def bf16_weight_steps(kind: Kind, encoder, head, loss_fn, fwd: float) -> list[tu
     opt = B.adamw([(name, m) for (name, _), m in zip(named, masters)], lr=1e-5)  # the fp32 sides' AdamW
 
     def o2_train(batch):
+        modules.train()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = kind.nmod_step(encoder, head, loss_fn, batch)
         loss.float().backward()
@@ -300,13 +300,20 @@ def bf16_weight_steps(kind: Kind, encoder, head, loss_fn, fwd: float) -> list[tu
         with torch.no_grad():
             torch._foreach_copy_(weights, masters)  # fp32 -> bf16, as `p.copy_(master.to(p.dtype))`
 
+    return o2_train
+
+
+def bf16_weight_steps(kind: Kind, encoder, head, loss_fn, fwd: float) -> list[tuple[str, float, float]]:
+    """The steps with the weights themselves in bf16, which runs after the modules' fp32 sides: ``O2``
+    training (:func:`o2_train_step`) and inference with bf16 weights."""
+    o2_train = o2_train_step(kind, encoder, head, loss_fn)
+
     def bf16_infer(batch):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             kind.nmod_step(encoder, head, loss_fn, batch)
 
-    modules.train()
     rows = [("nmod train (bf16 O2)", timed(o2_train, kind.batches), 3 * fwd)]
-    modules.eval()
+    encoder.eval(), head.eval()
     rows.append(("nmod infer (bf16 weights)", timed(bf16_infer, kind.batches), fwd))
     return rows
 
