@@ -35,18 +35,11 @@ import roofline as R  # noqa: E402
 
 from nmod_nlp.modules.encoders import attention  # noqa: E402
 
-KINDS = ("squad", "glue", "conll")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
-                   help="the shared data folder: squad/, glue/MRPC/, conll2003/")
-    p.add_argument("--kinds", default="squad,conll", help=f"comma-separated subset of {KINDS}")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--batches", type=int, default=4, help="timed batches per side and round (after a warm-up)")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
+    R.add_batch_args(p, kinds=("squad", "conll"), batches=4)
+    p.add_argument("--rounds", type=int, default=5, help="the sides take turns this many times")
     return p.parse_args(argv)
 
 
@@ -103,9 +96,7 @@ def in_turns(sides: dict, batches: list, rounds: int) -> dict[str, list[float]]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     B.setup(args.threads)
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if any(k not in KINDS for k in kinds):
-        raise SystemExit(f"--kinds: choose from {KINDS}")
+    kinds = R.chosen_kinds(args.kinds)
     print(B.machine_info())
     print(f"{args.rounds} rounds, each side {args.batches} timed batches of {args.batch_size} a round (median)")
     tokenizer = B.get_nmod_tokenizer()

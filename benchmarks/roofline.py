@@ -61,15 +61,28 @@ import _bench as B  # noqa: E402
 KINDS = ("squad", "glue", "conll")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_batch_args(p: argparse.ArgumentParser, kinds: tuple[str, ...] = KINDS, batches: int = 6) -> None:
+    """The real-batch flags this script shares with ``dropout_masks.py``: where the data is, which
+    kinds, how many batches of what size, how many threads."""
     p.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
                    help="the shared data folder: squad/, glue/MRPC/, conll2003/")
-    p.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated subset of {KINDS}")
+    p.add_argument("--kinds", default=",".join(kinds), help=f"comma-separated subset of {KINDS}")
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--batches", type=int, default=6, help="timed batches per side (after one warm-up batch)")
-    p.add_argument("--gemm_size", type=int, default=2048)
+    p.add_argument("--batches", type=int, default=batches, help="timed batches per side (after one warm-up batch)")
     p.add_argument("--threads", type=int, default=2)
+
+
+def chosen_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if any(k not in KINDS for k in kinds):
+        raise SystemExit(f"--kinds: choose from {KINDS}")
+    return kinds
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_batch_args(p)
+    p.add_argument("--gemm_size", type=int, default=2048)
     p.add_argument("--profile", action="store_true", help="also profile nmod's training step per kind")
     p.add_argument("--bf16", action="store_true",
                    help="also time nmod's steps under bf16 autocast (what O1 runs on a CPU), fp32 weights")
@@ -365,9 +378,7 @@ def print_profile(kind: Kind, step, label: str) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     B.setup(args.threads)
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if any(k not in KINDS for k in kinds):
-        raise SystemExit(f"--kinds: choose from {KINDS}")
+    kinds = chosen_kinds(args.kinds)
     print(B.machine_info())
     peak32 = gemm_peak(args.gemm_size, torch.float32)
     peak16 = gemm_peak(args.gemm_size, torch.bfloat16)
