@@ -248,6 +248,7 @@ def torch_int8_copy(encoder, head, per_channel: bool, keep_fp32=lambda name: Fal
             torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
     return model
 
+
 def hf_qa_model(dropout: float | None, head=None):
     """`transformers.BertForQuestionAnswering` on the same checkpoint; `head` (nmod's TokenClassifier)
     gives `qa_outputs` its weights, so both sides start from identical parameters."""

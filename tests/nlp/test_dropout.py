@@ -93,3 +93,13 @@ def test_both_layouts_train_with_the_same_attention_dropout():
     expected = _reference_attention(*(t.transpose(1, 2) for t in (q, k, v)), keys, dropped, 0.3).transpose(1, 2)
     torch.testing.assert_close(out[0], expected[0])
     torch.testing.assert_close(out[1, :4], expected[1, :4])
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_a_probability_outside_0_1_is_refused_as_torch_refuses_it(p):
+    x = torch.randn(4, 4)
+    q = torch.randn(1, 2, 4, 8)
+    for call in (lambda: dropout(x, p), lambda: drop_mask(x.shape, p), lambda: F.dropout(x, p),
+                 lambda: sdpa(q, q, q, dropout_p=p)):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            call()

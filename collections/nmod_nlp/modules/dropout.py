@@ -11,6 +11,8 @@ devices torch's own dropout is already fused with its random numbers, and is kep
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,9 +22,9 @@ _INT16_LEVELS = 1 << 16
 
 def drop_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """A CPU bool tensor of ``shape``: True (drop) with probability ``round(p * 65536) / 65536``."""
-    numel = 1
-    for size in shape:
-        numel *= size
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    numel = math.prod(shape)
     words = torch.randint(torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max, ((numel + 3) // 4,),
                           dtype=torch.int64)
     bits = words.view(torch.int16)[:numel].view(shape)  # uniform on [-32768, 32767]
@@ -31,7 +33,7 @@ def drop_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``F.dropout(x, p, training)``, with the mask drawn by :func:`drop_mask` on a CPU."""
-    if not training or p == 0.0 or p >= 1.0 or x.device.type != "cpu":
+    if not training or p == 0.0 or p == 1.0 or x.device.type != "cpu":  # F.dropout rejects p outside [0, 1]
         return F.dropout(x, p, training)
     return x.masked_fill(drop_mask(x.shape, p), 0.0).mul_(1.0 / (1.0 - p))
 

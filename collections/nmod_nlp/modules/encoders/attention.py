@@ -37,7 +37,7 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tens
     scale applied to the output, ``hd / T`` the size of the probabilities. Without dropout (or off the
     CPU) SDPA itself runs, with its fused kernels.
     """
-    if dropout_p == 0.0 or dropout_p >= 1.0 or q.device.type != "cpu":
+    if dropout_p == 0.0 or dropout_p == 1.0 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (..., H, T, T)
     if key_mask is not None:
