@@ -19,7 +19,6 @@ against the first side of its group.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import sys
 import tempfile
@@ -63,23 +62,20 @@ def attention_sides(lengths: np.ndarray, dropout_p: float = 0.1) -> dict:
 
 def training_sides(kind: R.Kind) -> dict:
     """nmod's training step of ``kind``, fp32 and O1 with either mask, and O2 with nmod's."""
-    encoder, head, loss_fn = kind.nmod_modules()
-    opt = B.adamw(list(encoder.named_parameters()) + list(head.named_parameters()), lr=1e-5)
+    train = R.train_step(kind, *kind.nmod_modules())
 
-    def train(bf16: bool, torch_masks: bool, batch):
-        encoder.train(), head.train()
-        with R.torch_dropout() if torch_masks else contextlib.nullcontext():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = kind.nmod_step(encoder, head, loss_fn, batch)
-            loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    def with_torch_masks(step):
+        def run(batch):
+            with R.torch_dropout():
+                step(batch)
+        return run
 
+    o1 = functools.partial(train, bf16=True)
     return {
-        "train fp32, nmod's masks": functools.partial(train, False, False),
-        "train fp32, torch's masks": functools.partial(train, False, True),
-        "train bf16 O1, nmod's masks": functools.partial(train, True, False),
-        "train bf16 O1, torch's masks": functools.partial(train, True, True),
+        "train fp32, nmod's masks": train,
+        "train fp32, torch's masks": with_torch_masks(train),
+        "train bf16 O1, nmod's masks": o1,
+        "train bf16 O1, torch's masks": with_torch_masks(o1),
         "train bf16 O2, nmod's masks": R.o2_train_step(kind, *kind.nmod_modules()),
     }
 

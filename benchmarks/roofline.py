@@ -232,21 +232,12 @@ def measure(kind: Kind, profile: bool, bf16: bool = False, with_torch_dropout: b
     rows = []
 
     encoder, head, loss_fn = kind.nmod_modules()
-    params = list(encoder.named_parameters()) + list(head.named_parameters())
-    opt = B.adamw(params, lr=1e-5)
-
-    def nmod_train(batch, bf16: bool = False):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # O1 on a CPU: the forward in bf16
-            loss = kind.nmod_step(encoder, head, loss_fn, batch)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    nmod_train = train_step(kind, encoder, head, loss_fn)
 
     def nmod_infer(batch, bf16: bool = False):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             kind.nmod_step(encoder, head, loss_fn, batch)
 
-    encoder.train(), head.train()
     rows.append(("nmod train", timed(nmod_train, kind.batches), 3 * fwd))
     if profile:
         print_profile(kind, nmod_train, "fp32")
@@ -288,6 +279,22 @@ def measure(kind: Kind, profile: bool, bf16: bool = False, with_torch_dropout: b
     rows.append(("hf infer (dynamic)", timed(hf_infer, kind.batches), fwd))
     rows.append(("hf infer (padded)", timed(hf_infer, full), fwd))
     return rows
+
+
+def train_step(kind: Kind, encoder, head, loss_fn):
+    """nmod's training step, ``step(batch, bf16=False)``: fp32, or with ``bf16=True`` what ``O1`` runs on a
+    CPU (the forward under bf16 autocast; fp32 weights and torch's fused AdamW)."""
+    opt = B.adamw(list(encoder.named_parameters()) + list(head.named_parameters()), lr=1e-5)
+
+    def nmod_train(batch, bf16: bool = False):
+        encoder.train(), head.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = kind.nmod_step(encoder, head, loss_fn, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return nmod_train
 
 
 def o2_train_step(kind: Kind, encoder, head, loss_fn):
