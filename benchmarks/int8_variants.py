@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402
 import ner_accuracy as N  # noqa: E402
+import squad_accuracy as S  # noqa: E402
 
 VARIANTS = ("torch_per_tensor", "torch_per_channel", "torch_per_channel_ffn_out_fp32", "ort_per_tensor",
-            "ort_per_channel")
+            "ort_per_channel_batch_scale", "ort_per_token", "ort_per_token_7bit_weights")
 
 
 def is_ffn_output(name: str) -> bool:
@@ -45,30 +47,55 @@ def eager(encoder, head):
     return EagerModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "fp32")
 
 
-def ort_per_tensor(encoder, head):
-    """ONNX Runtime's int8 graph as the predictors made it before: one weight scale per tensor."""
-    import functools
+def ort_int8(encoder, head, quantize):
+    """ONNX Runtime's int8 graph of copies of the modules, made by `quantize(fp32 file, int8 file)`."""
+    from nmod_nlp.inference.runtime import OnnxRuntimeModel
 
-    from nmod_nlp.inference import runtime
-
-    shipped = runtime.quantize_int8
-    runtime.quantize_int8 = functools.partial(shipped, per_channel=False)
-    try:
-        return runtime.OnnxRuntimeModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8")
-    finally:
-        runtime.quantize_int8 = shipped
+    return OnnxRuntimeModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8", quantize=quantize)
 
 
 def variant(name: str, encoder, head):
-    """The per-channel variants are the predictors' own serving paths; the others are built here."""
+    """`torch_per_channel` and `ort_per_token` are the predictors' own serving paths; the others are built here."""
+    from nmod_nlp.inference.onnx_int8 import quantize_per_token
+    from nmod_nlp.inference.runtime import quantize_int8
+
     if name == "torch_per_channel":
         return B.serving_copy(encoder, head, "int8")
-    if name == "ort_per_channel":
+    if name == "ort_per_token":
         return B.serving_copy(encoder, head, "ort_int8")
-    if name == "ort_per_tensor":
-        return ort_per_tensor(encoder, head)
+    if name == "ort_per_token_7bit_weights":
+        return ort_int8(encoder, head, functools.partial(quantize_per_token, weight_levels=63))
+    if name.startswith("ort_"):
+        return ort_int8(encoder, head, functools.partial(quantize_int8, activations="tensor",
+                                                         per_channel=name != "ort_per_tensor"))
     keep = is_ffn_output if name.endswith("ffn_out_fp32") else (lambda n: False)
     return B.torch_int8_copy(encoder, head, per_channel="per_channel" in name, keep_fp32=keep)
+
+
+def squad_scores(folders: list[str], names: list[str], batch_size: int) -> dict:
+    """Per `squad_accuracy.py --keep_models` folder: the official EM/F1 of its model folder's
+    `QuestionAnswerer` on its eval.json, eager fp32 and through each variant (the predictor's own
+    windows, batches and decoding; only the encoder-and-head call is swapped)."""
+    from nmod_nlp.inference import QuestionAnswerer
+
+    change = {v: {"exact_match": [], "f1": []} for v in names}
+    for folder in folders:
+        (model_dir,) = sorted(Path(folder).glob("nmod-*/model"))
+        eval_file = Path(folder) / "eval.json"
+        qa = QuestionAnswerer.from_model_dir(model_dir, batch_size=batch_size)
+        fp32 = S.official(str(eval_file), {r["id"]: r["answer"] for r in qa.answer_file(eval_file)})
+        line = [f"{model_dir.parent.name}: fp32 EM {fp32['exact_match']:.2f} F1 {fp32['f1']:.2f}"]
+        for name in names:
+            qa.forward = variant(name, qa.encoder, qa.qa_head)
+            got = S.official(str(eval_file), {r["id"]: r["answer"] for r in qa.answer_file(eval_file)})
+            for metric in ("exact_match", "f1"):
+                change[name][metric].append(got[metric] - fp32[metric])
+            line.append(f"{name} EM {got['exact_match'] - fp32['exact_match']:+.2f} F1 {got['f1'] - fp32['f1']:+.2f}")
+        print("; ".join(line), flush=True)
+    print(B.table([[v, B.fmt_mean_std(change[v]["exact_match"]), B.fmt_mean_std(change[v]["f1"]),
+                    " / ".join(f"{c:+.2f}" for c in change[v]["f1"])] for v in names],
+                  ["variant", "EM minus fp32", "F1 minus fp32, mean ± std", "F1 per model"]))
+    return change
 
 
 def main(argv=None) -> dict:
@@ -79,10 +106,24 @@ def main(argv=None) -> dict:
     p.add_argument("--budget", default="nemo", choices=sorted(N.BUDGETS))
     p.add_argument("--seeds", default="0")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {VARIANTS}")
+    p.add_argument("--squad_models", help="instead of training CoNLL models: comma-separated folders of "
+                   "`squad_accuracy.py --keep_models`, each model folder scored on its own eval.json")
+    p.add_argument("--squad_batch_size", type=int, default=16, help="the QuestionAnswerer's batch (the recipe's)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     names = [v for v in args.variants.split(",") if v]
-    if any(v not in VARIANTS for v in names) or not Path(args.data_dir).is_dir():
+    if any(v not in VARIANTS for v in names):
+        raise SystemExit(f"--variants of {VARIANTS}, got {args.variants!r}")
+    if args.squad_models:
+        B.setup(args.threads)
+        print(B.machine_info())
+        folders = [f for f in args.squad_models.split(",") if f]
+        lacking = [f for f in folders if not (Path(f) / "eval.json").is_file() or not list(Path(f).glob("nmod-*/model"))]
+        if lacking:
+            raise SystemExit(f"--squad_models: {lacking} hold no eval.json and nmod-<seed>/model "
+                             "(make them with squad_accuracy.py --sides nmod --keep_models DIR)")
+        return squad_scores(folders, names, args.squad_batch_size)
+    if not Path(args.data_dir).is_dir():
         raise SystemExit(f"--variants of {VARIANTS}; --data_dir {args.data_dir} must hold CoNLL-2003's "
                          "train.txt and dev.txt")
     args.attention_impl, args.max_seq_length = "auto", 128

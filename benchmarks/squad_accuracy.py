@@ -87,6 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--deployed", action="store_true",
                    help="also answer the eval questions from each nmod run's model folder through the predictors' "
                         "serving paths (torch int8, ONNX Runtime fp32 and int8)")
+    p.add_argument("--keep_models", help="a new folder: each nmod run's work_dir (its model folder inside) is kept "
+                   "here, as <side>-<seed>, with the split's train.json and eval.json, for scoring afterwards (benchmarks/int8_variants.py --squad_models)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json_out", help="also write every run's metrics here")
     return p.parse_args(argv)
@@ -164,7 +166,7 @@ def deployed_scores(model_dir: Path, eval_file: str, batch_size: int) -> dict:
     scores = {}
     for name, (runtime, precision) in DEPLOYED.items():
         qa = QuestionAnswerer.from_model_dir(model_dir, batch_size=batch_size, precision=precision, runtime=runtime)
-        scores[name] = _official(eval_file, {r["id"]: r["answer"] for r in qa.answer_file(eval_file)})
+        scores[name] = official(eval_file, {r["id"]: r["answer"] for r in qa.answer_file(eval_file)})
     return scores
 
 
@@ -309,11 +311,11 @@ def run_hf(train_file: str, eval_file: str, seed: int, args) -> tuple[dict, dict
                 ends.append(out.end_logits[j, :length].numpy())
     predictions = postprocess_qa_predictions(eval_cols, features, starts, ends, args.n_best_size,
                                              args.max_answer_length)
-    metrics = _official(eval_file, predictions)
+    metrics = official(eval_file, predictions)
     return metrics, {"train_features": n, "eval_features": len(features["input_ids"]), "train": train}
 
 
-def _official(eval_file: str, predictions: dict) -> dict:
+def official(eval_file: str, predictions: dict) -> dict:
     from nmod_nlp.data.squad.metrics import evaluate_v1
 
     dataset = json.loads(Path(eval_file).read_text(encoding="utf-8"))["data"]
@@ -359,10 +361,13 @@ def main(argv=None) -> dict:
     print(B.machine_info())
     recipe = load_recipe() if any(s.startswith("nmod") for s in sides) else None
     runs = {s: [] for s in sides}
+    if args.keep_models:
+        Path(args.keep_models).mkdir(parents=True, exist_ok=False)  # never into an earlier run's folder
     started = time.time()
     with B.temp_dir() as tmp:
         train_file, eval_file, info = split_by_article(args.data, args.eval_articles, args.train_questions,
-                                                       args.eval_questions, args.split_seed, tmp)
+                                                       args.eval_questions, args.split_seed,
+                                                       args.keep_models or tmp)
         print(f"split: train {info['train_questions']} questions ({info['train_paragraphs']} paragraphs of "
               f"{info['train_articles']} articles), eval {info['eval_questions']} questions of "
               f"{len(info['eval_articles'])} held-out articles ({', '.join(info['eval_articles'])})")
@@ -375,7 +380,8 @@ def main(argv=None) -> dict:
             for side in B.rotate(sides, k):
                 t0 = time.perf_counter()
                 if side.startswith("nmod"):
-                    m = run_nmod(recipe, train_file, eval_file, seed, args, str(Path(tmp) / f"{side}-{seed}"),
+                    m = run_nmod(recipe, train_file, eval_file, seed, args,
+                                 str(Path(args.keep_models or tmp) / f"{side}-{seed}"),
                                  amp="O1" if side == "nmod_bf16" else "O0")
                     extra = ""
                 else:

@@ -390,3 +390,35 @@ def same_up_to_floats(a, b, tol: float = 1e-4) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return abs(a - b) <= tol
     return a == b
+
+
+def test_onnxruntime_int8_per_token_keeps_ordinary_tokens_exact(tmp_path):
+    """quantize_int8(activations="token"): one activation scale per token, so a token 100x wider than
+    the rest leaves the others their resolution (one scale per batch flattens them), and every
+    product matches fp32 within the int8 rounding of its own token."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from nmod_nlp.inference.runtime import quantize_int8
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(16, 8)
+    x = torch.randn(2, 3, 16)
+    x[0, 0] *= 100  # one outlier token, as [SEP] and punctuation are in a BERT's FFN
+    torch.onnx.export(linear, (x,), tmp_path / "linear.onnx", input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "batch", 1: "time"}})
+    want = linear(x).detach().numpy()
+    error = {}
+    for activations in ("token", "tensor"):
+        out = quantize_int8(tmp_path / "linear.onnx", tmp_path / f"linear.{activations}.onnx", activations)
+        got = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+        error[activations] = np.abs(got - want).reshape(6, 8)
+    ordinary = slice(1, None)
+    assert error["token"][ordinary].max() < 0.05  # 16 products of |x| < 4, |w| < 0.25 at 1/127 (1/63) steps
+    assert error["tensor"][ordinary].max() > 5 * error["token"][ordinary].max()
+    assert error["token"][0].max() < 0.05 * np.abs(want[0, 0]).max()  # the outlier token keeps its relative accuracy
+    with pytest.raises(ValueError, match="activations must be"):
+        quantize_int8(tmp_path / "linear.onnx", tmp_path / "x.onnx", "row")

@@ -6,24 +6,26 @@ trained or with int8 Linear layers (``inference.precision``). ``onnxruntime`` ex
 head once, when the folder is loaded, as one graph with ``deployment_export`` (dynamic batch and
 length, the padded attention path), and serves it from an ONNX Runtime session on the CPU; its int8
 is ONNX Runtime's dynamic quantization of the graph's matrix products (int8 weights, one scale per
-output channel, activations quantized per batch). Nothing is written beside the model folder: the
-ONNX file lives in a temporary folder only while the session is made.
+output channel, activations quantized per batch; ``quantize_int8(activations="token")`` gives one
+activation scale per token instead, ``inference.onnx_int8``, measured but not yet the default). Nothing is written beside
+the model folder: the ONNX file lives in a temporary folder only while the session is made.
 """
 from __future__ import annotations
 
 import logging
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from nmod.core.errors import ConfigError
 
 from ..ports import bert_input_ports, head_inputs
+from .onnx_int8 import quantize_per_token
 from .precision import PRECISIONS, prepare_for_inference
 
-__all__ = ["RUNTIMES", "EagerModel", "OnnxRuntimeModel", "inference_model"]
+__all__ = ["RUNTIMES", "EagerModel", "OnnxRuntimeModel", "cpu_has_vnni", "inference_model", "quantize_int8"]
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -46,9 +48,11 @@ class EagerModel:
 
 class OnnxRuntimeModel:
     """The encoder and head as one ONNX graph in an ONNX Runtime CPU session (``intra_op`` threads:
-    torch's ``get_num_threads()``, so ``torch.set_num_threads`` and ``OMP_NUM_THREADS`` rule both)."""
+    torch's ``get_num_threads()``, so ``torch.set_num_threads`` and ``OMP_NUM_THREADS`` rule both).
+    ``quantize(fp32 file, int8 file) -> int8 file`` makes the int8 graph (default ``quantize_int8``)."""
 
-    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module, device: Optional[str], precision: str):
+    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module, device: Optional[str], precision: str,
+                 quantize: Callable[[Path, Path], Path] | None = None):
         if device is not None and torch.device(device).type != "cpu":
             raise ConfigError(f"runtime 'onnxruntime' runs on the CPU here; got device {device!r} "
                               f"(use the torch runtime on a GPU)")
@@ -65,7 +69,7 @@ class OnnxRuntimeModel:
         with tempfile.TemporaryDirectory(prefix="nmod-onnx-") as tmp:
             path = export_encoder_and_head(encoder, head, Path(tmp) / "model.onnx")
             if precision == "int8":
-                path = quantize_int8(path, Path(tmp) / "model.int8.onnx")
+                path = (quantize or quantize_int8)(path, Path(tmp) / "model.int8.onnx")
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
 
@@ -92,9 +96,19 @@ def export_encoder_and_head(encoder: torch.nn.Module, head: torch.nn.Module, pat
     return deployment_export(graph, path, "onnx", example)
 
 
-def quantize_int8(path: Path, out: Path, per_channel: bool = True) -> Path:
-    """ONNX Runtime's dynamic quantization of the MatMuls: int8 weights with one scale per output
-    channel (one per tensor, ``per_channel=False``, cost 0.6-1.2 CoNLL F1 points more: docs/accuracy.md)."""
+def quantize_int8(path: Path, out: Path, activations: str = "tensor", per_channel: bool = True) -> Path:
+    """The int8 graph of an fp32 ONNX file: int8 weights with one scale per output channel (one per
+    tensor, ``per_channel=False``, cost 0.6-1.2 CoNLL F1 points more), activations with one scale per
+    batch (ONNX Runtime's ``quantize_dynamic``) or, ``activations="token"``, one per token
+    (``onnx_int8``: a SQuAD model's start/end tokens moved in 7 % of windows instead of 18 %, at 1.2x
+    the time; its F1 so far on one seed only, so not the default: docs/accuracy.md)."""
+    full_range = cpu_has_vnni()
+    if activations == "token":
+        if not per_channel:
+            raise ValueError("per-token activations come with per-channel weights only")
+        return quantize_per_token(path, out, weight_levels=127 if full_range else 63)
+    if activations != "tensor":
+        raise ValueError(f"activations must be 'token' or 'tensor', got {activations!r}")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quiet = logging.Filter()  # its advice to pre-process first, logged on the root logger at every call
@@ -102,10 +116,22 @@ def quantize_int8(path: Path, out: Path, per_channel: bool = True) -> Path:
     logging.getLogger().addFilter(quiet)
     try:
         quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         per_channel=per_channel)
+                         per_channel=per_channel, reduce_range=not full_range)
     finally:
         logging.getLogger().removeFilter(quiet)
     return out
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU multiplies int8 with VNNI (int32 sums). Without it (AVX2 only) ONNX Runtime's
+    u8 x s8 kernels add pairs of products in int16 and saturate on 8-bit weights: a Linear layer's
+    output was off by 33 where 7-bit weights gave 0.6 (tests/nlp/test_run_safety.py), so weights are
+    quantized to 7 bits there. Read from /proc/cpuinfo; elsewhere assumed absent (7 bits: always safe)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags or "amx_int8" in flags
 
 
 def inference_model(encoder: torch.nn.Module, head: torch.nn.Module, device: Optional[str] = None,
