@@ -15,8 +15,14 @@ batching is part of the variant) and prints its entity F1 minus fp32's:
   (`nmod_nlp.inference.precision`);
 * `torch_per_channel_ffn_out_fp32`: the same with each layer's FFN output projection left in fp32, the
   other usual remedy for BERT's outlier activations;
-* `ort_per_tensor` / `ort_per_channel`: ONNX Runtime's dynamic quantization of the exported graph
-  (`runtime="onnxruntime", precision="int8"` is the second).
+* `ort_per_tensor` / `ort_per_channel_batch_scale`: ONNX Runtime's dynamic quantization of the
+  exported graph, one activation scale per batch (`runtime="onnxruntime", precision="int8"` is the second);
+* `ort_per_token` / `ort_per_token_7bit_weights`: one activation scale per token
+  (`quantize_int8(activations="token")`, `nmod_nlp.inference.onnx_int8`).
+
+`--squad_models DIR,...` scores SQuAD models kept by `squad_accuracy.py --sides nmod --keep_models DIR`
+instead of training CoNLL ones: each model folder's `QuestionAnswerer` on the split's eval.json, the
+official EM/F1 of each variant minus eager fp32's.
 """
 from __future__ import annotations
 
