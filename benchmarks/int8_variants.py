@@ -61,19 +61,22 @@ def ort_int8(encoder, head, quantize):
 
 
 def variant(name: str, encoder, head):
-    """`torch_per_channel` and `ort_per_token` are the predictors' own serving paths; the others are built here."""
+    """`torch_per_channel` and `ort_per_channel_batch_scale` are the predictors' own serving paths; the
+    others are built here (weights 7-bit on CPUs without VNNI, as the serving paths', but for the 7-bit variant)."""
     from nmod_nlp.inference.onnx_int8 import quantize_per_token
     from nmod_nlp.inference.runtime import quantize_int8
 
     if name == "torch_per_channel":
         return B.serving_copy(encoder, head, "int8")
-    if name == "ort_per_token":
+    if name == "ort_per_channel_batch_scale":
         return B.serving_copy(encoder, head, "ort_int8")
+    if name == "ort_per_token":
+        return ort_int8(encoder, head, functools.partial(quantize_int8, activations="token"))
     if name == "ort_per_token_7bit_weights":
         return ort_int8(encoder, head, functools.partial(quantize_per_token, weight_levels=63))
-    if name.startswith("ort_"):
+    if name == "ort_per_tensor":
         return ort_int8(encoder, head, functools.partial(quantize_int8, activations="tensor",
-                                                         per_channel=name != "ort_per_tensor"))
+                                                         per_channel=False))
     keep = is_ffn_output if name.endswith("ffn_out_fp32") else (lambda n: False)
     return B.torch_int8_copy(encoder, head, per_channel="per_channel" in name, keep_fp32=keep)
 
