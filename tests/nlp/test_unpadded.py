@@ -91,7 +91,11 @@ def test_padded_and_unpadded_agree_outputs_and_grads(build, layout):
     torch.testing.assert_close(packed_out, padded_out, atol=1e-5, rtol=1e-5)
     assert torch.all(packed_out[mask == 0] == 0) and torch.all(padded_out[mask == 0] == 0)
     for name, grad in padded_grads.items():
-        torch.testing.assert_close(packed_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+        # A gradient sums ~40 tokens' terms, so float32 rounding scales with the tensor's largest entry,
+        # not with each element: an entry that cancels to near zero still carries the summands' error.
+        # Over 40 seeds and the avx2/avx512/default kernels the worst gap was 1e-6 of that entry.
+        atol = 1e-5 + 5e-6 * grad.abs().max().item()
+        torch.testing.assert_close(packed_grads[name], grad, atol=atol, rtol=1e-4, msg=name)
     assert padded_grads["language_model.embedding.word_embeddings.weight" if build is megatron else
                         "bert.embeddings.word_embeddings.weight"].abs().sum() > 0
 
