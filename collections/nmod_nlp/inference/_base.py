@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Iterable, Iterator, Optional
 
 import torch
 
+from nmod.backends.pytorch import host_memory
 from nmod.core.errors import ConfigError
 from nmod.progress import progress
 
@@ -45,6 +46,8 @@ class Predictor:
         self.precision, self.runtime = precision, runtime
         self.forward = inference_model(self.encoder, self.head, device, precision, runtime)
         self.device = self.forward.device
+        if self.device.type == "cpu" and runtime == "torch":  # ONNX Runtime has its own arena
+            host_memory.keep_large_blocks()  # as the factory does: no page faults on every batch's tensors
 
     @classmethod
     def from_model_dir(cls, path: str | os.PathLike, batch_size: int = 32, device: Optional[str] = None,
