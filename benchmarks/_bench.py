@@ -249,6 +249,16 @@ def torch_int8_copy(encoder, head, per_channel: bool, keep_fp32=lambda name: Fal
     return model
 
 
+def ort_int8_copy(encoder, head, quantize):
+    """ONNX Runtime's int8 graph of copies of the modules, made by `quantize(fp32 file, int8 file)`
+    (`runtime.quantize_int8` with other arguments than the predictors' own)."""
+    import copy
+
+    from nmod_nlp.inference.runtime import OnnxRuntimeModel
+
+    return OnnxRuntimeModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8", quantize=quantize)
+
+
 def hf_qa_model(dropout: float | None, head=None):
     """`transformers.BertForQuestionAnswering` on the same checkpoint; `head` (nmod's TokenClassifier)
     gives `qa_outputs` its weights, so both sides start from identical parameters."""

@@ -53,13 +53,6 @@ def eager(encoder, head):
     return EagerModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "fp32")
 
 
-def ort_int8(encoder, head, quantize):
-    """ONNX Runtime's int8 graph of copies of the modules, made by `quantize(fp32 file, int8 file)`."""
-    from nmod_nlp.inference.runtime import OnnxRuntimeModel
-
-    return OnnxRuntimeModel(copy.deepcopy(encoder), copy.deepcopy(head), None, "int8", quantize=quantize)
-
-
 def variant(name: str, encoder, head):
     """`torch_per_channel` and `ort_per_channel_batch_scale` are the predictors' own serving paths; the
     others are built here (weights 7-bit on CPUs without VNNI, as the serving paths', but for the 7-bit variant)."""
@@ -71,11 +64,11 @@ def variant(name: str, encoder, head):
     if name == "ort_per_channel_batch_scale":
         return B.serving_copy(encoder, head, "ort_int8")
     if name == "ort_per_token":
-        return ort_int8(encoder, head, functools.partial(quantize_int8, activations="token"))
+        return B.ort_int8_copy(encoder, head, functools.partial(quantize_int8, activations="token"))
     if name == "ort_per_token_7bit_weights":
-        return ort_int8(encoder, head, functools.partial(quantize_per_token, weight_levels=63))
+        return B.ort_int8_copy(encoder, head, functools.partial(quantize_per_token, weight_levels=63))
     if name == "ort_per_tensor":
-        return ort_int8(encoder, head, functools.partial(quantize_int8, activations="tensor",
+        return B.ort_int8_copy(encoder, head, functools.partial(quantize_int8, activations="tensor",
                                                          per_channel=False))
     keep = is_ffn_output if name.endswith("ffn_out_fp32") else (lambda n: False)
     return B.torch_int8_copy(encoder, head, per_channel="per_channel" in name, keep_fp32=keep)
