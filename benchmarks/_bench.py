@@ -35,8 +35,15 @@ MAX_SEQ_LENGTH = 384
 
 # ---- the machine ----------------------------------------------------------------------------------
 def setup(threads: int) -> None:
-    """Same thread count for both sides; quiet reference-library logging."""
+    """Same thread count and the same malloc setting for both sides; quiet reference-library logging.
+
+    Both sides get what nmod's factory sets on a CPU (`host_memory.keep_large_blocks`), which is
+    process-wide: once a benchmark built a factory, the transformers side shared it anyway.
+    `benchmarks/host_memory.py` measures the setting itself."""
+    from nmod.backends.pytorch import host_memory
+
     torch.set_num_threads(threads)
+    host_memory.keep_large_blocks()
     import logging
 
     logging.getLogger("nmod").setLevel(logging.WARNING)
@@ -74,7 +81,17 @@ def machine_info() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return (f"CPU: {cpu_model()}, {cores} cores usable; torch {torch.__version__} ({torch.get_num_threads()} threads); "
             f"transformers {transformers.__version__}; GPU: {gpu}; python {platform.python_version()}; "
-            f"load average at start: {loadavg()}")
+            f"load average at start: {loadavg()}; malloc: {malloc_setting()}")
+
+
+def malloc_setting() -> str:
+    from nmod.backends.pytorch import host_memory
+
+    if host_memory.mmapped_blocks() is None:
+        return "not glibc"
+    if not host_memory.allowed_by_env():
+        return "glibc default (NMOD_KEEP_CPU_MEMORY=0)"
+    return "heap up to 1 GiB (keep_large_blocks)"
 
 
 # ---- data ----------------------------------------------------------------------------------------

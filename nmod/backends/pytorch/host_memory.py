@@ -24,7 +24,7 @@ import os
 import platform
 from typing import Optional
 
-__all__ = ["GLIBC_MMAP_CEILING", "HEAP_THRESHOLD", "keep_large_blocks", "mmapped_blocks", "set_mmap_threshold"]
+__all__ = ["GLIBC_MMAP_CEILING", "HEAP_THRESHOLD", "allowed_by_env", "keep_large_blocks", "mmapped_blocks", "set_mmap_threshold"]
 
 #: glibc's own dynamic mmap threshold never rises above this (``DEFAULT_MMAP_THRESHOLD_MAX``, 64-bit).
 GLIBC_MMAP_CEILING = 32 << 20
@@ -66,9 +66,12 @@ def set_mmap_threshold(threshold: int, trim_threshold: Optional[int] = None) -> 
 def keep_large_blocks(threshold: int = HEAP_THRESHOLD) -> bool:
     """Keep CPU tensors up to ``threshold`` bytes in the heap (see the module's docstring); False, and
     nothing changed, off glibc or when ``NMOD_KEEP_CPU_MEMORY=0``."""
-    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return set_mmap_threshold(threshold)
+    return allowed_by_env() and set_mmap_threshold(threshold)
+
+
+def allowed_by_env() -> bool:
+    """False when ``NMOD_KEEP_CPU_MEMORY`` is 0, false, no or off."""
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def mmapped_blocks() -> Optional[int]:
