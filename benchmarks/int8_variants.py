@@ -75,15 +75,18 @@ def variant(name: str, encoder, head):
 
 
 def squad_scores(folders: list[str], names: list[str], batch_size: int) -> dict:
-    """Per `squad_accuracy.py --keep_models` folder: the official EM/F1 of its model folder's
+    """Per model folder of `squad_accuracy.py --keep_models` folders (one a seed): the official EM/F1 of its
     `QuestionAnswerer` on its eval.json, eager fp32 and through each variant (the predictor's own
     windows, batches and decoding; only the encoder-and-head call is swapped)."""
     from nmod_nlp.inference import QuestionAnswerer
 
     change = {v: {"exact_match": [], "f1": []} for v in names}
-    for folder in folders:
-        (model_dir,) = sorted(Path(folder).glob("nmod-*/model"))
-        eval_file = Path(folder) / "eval.json"
+    model_dirs = [m for folder in folders for m in sorted(Path(folder).glob("nmod-*/model"))]  # one a seed
+    if not model_dirs:
+        raise SystemExit(f"--squad_models {','.join(folders)}: no nmod-*/model folder in it "
+                         "(squad_accuracy.py --sides nmod --keep_models DIR writes them)")
+    for model_dir in model_dirs:
+        eval_file = model_dir.parents[1] / "eval.json"
         qa = QuestionAnswerer.from_model_dir(model_dir, batch_size=batch_size)
         fp32 = S.official(str(eval_file), {r["id"]: r["answer"] for r in qa.answer_file(eval_file)})
         line = [f"{model_dir.parent.name}: fp32 EM {fp32['exact_match']:.2f} F1 {fp32['f1']:.2f}"]
