@@ -4,10 +4,11 @@ torch's CPU allocator asks glibc's ``malloc`` for each tensor. glibc serves a re
 mmap threshold (at most 32 MiB, its dynamic ceiling) with a new ``mmap`` and returns it with ``munmap``
 when the tensor is freed, so the next step's tensor of the same size starts as untouched pages: the
 kernel faults in and zeroes every 4 KiB page again. A MiniLM SQuAD batch's FFN activations (about 6,000
-real tokens x 1,536, fp32: 38 MiB) are above that ceiling; on a 2-core Xeon adding two of them took
-10.8 ms instead of 2.3 ms, and the whole fp32 training step 1.10x longer
-(``benchmarks/host_memory.py``, docs/performance.md). A larger model crosses the ceiling with smaller
-batches (BERT-large's 4,096-wide FFN at 2,048 tokens).
+real tokens x 1,536, fp32: 38 MiB) are above that ceiling, and so is the word embeddings' gradient (30,522
+x 384, 45 MiB), new at every step; on a 2-core Xeon adding two such activations took 10.6 ms instead of
+1.7 ms, and fp32 training steps 1.06x (SQuAD) to 1.12x (CoNLL) longer (``benchmarks/host_memory.py``,
+docs/performance.md). A larger model crosses the ceiling with smaller batches (BERT-large's 4,096-wide
+FFN at 2,048 tokens).
 
 :func:`keep_large_blocks` raises the threshold (and the heap's trim threshold) so such blocks come from
 the heap and are reused, as jemalloc or tcmalloc would do under ``LD_PRELOAD``. The price is that freed
