@@ -17,13 +17,14 @@ dataset order, batch `--batch_size`, no autograd, eval mode. Sides:
   same modules, called directly on the dataset-order batches:
   `nmod_int8` (`precision="int8"`: torch's dynamic int8 quantization of the Linear layers),
   `nmod_ort` (`runtime="onnxruntime"`: encoder and head exported as one ONNX graph, run by ONNX Runtime)
-  and `nmod_ort_int8` (both: ONNX Runtime's dynamic int8 quantization of the graph's MatMuls).
+  and `nmod_ort_int8` (both: the graph's MatMuls in int8, one activation scale per token).
   Each one's largest start/end logit difference from eager fp32 is printed (this head is untrained,
   so the change in EM/F1 on real data is not measured here);
 * `nmod_int8_per_tensor` (only when named in `--sides`): torch's int8 with one weight scale per
   tensor, what `precision="int8"` did before it scaled each output channel: the speed of that change;
-* `nmod_ort_int8_per_token` (only when named): ONNX Runtime int8 with one activation scale per token
-  (`quantize_int8(activations="token")`, `nmod_nlp.inference.onnx_int8`) in place of one per batch.
+* `nmod_ort_int8_per_batch` (only when named): ONNX Runtime int8 with one activation scale per batch
+  (`quantize_int8(activations="tensor")`, ONNX Runtime's `quantize_dynamic`), what `nmod_ort_int8` ran
+  before it scaled each token.
 
 `--batch_size 1` gives the latency of one request (`ms per batch`), `--batch_size 32` the throughput of
 a serving batch.
@@ -50,7 +51,7 @@ from nmod_nlp.inference.runtime import quantize_int8  # noqa: E402
 
 DEPLOYED = {f"nmod_{path}": path for path in B.SERVING_PATHS}  # side -> the predictors' serving path
 SIDES = ("hf_padded", "hf_dynamic", "nmod", "nmod_sorted", *DEPLOYED)
-EXTRA_SIDES = ("nmod_int8_per_tensor", "nmod_ort_int8_per_token")  # run only when asked for
+EXTRA_SIDES = ("nmod_int8_per_tensor", "nmod_ort_int8_per_batch")  # run only when asked for
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -135,9 +136,9 @@ def run(kind: str, data_file: str, tokenizer, args, names) -> dict:
     models = {side: B.serving_copy(encoder, head, DEPLOYED[side]) for side in names if side in DEPLOYED}
     if "nmod_int8_per_tensor" in names:
         models["nmod_int8_per_tensor"] = B.torch_int8_copy(encoder, head, per_channel=False)
-    if "nmod_ort_int8_per_token" in names:
-        models["nmod_ort_int8_per_token"] = B.ort_int8_copy(
-            encoder, head, functools.partial(quantize_int8, activations="token"))
+    if "nmod_ort_int8_per_batch" in names:
+        models["nmod_ort_int8_per_batch"] = B.ort_int8_copy(
+            encoder, head, functools.partial(quantize_int8, activations="tensor"))
     fp32 = nmod_sorted_eval(encoder, head, dataset, batches)
     print(f"\n==== {kind}: {B.length_summary(dataset.lengths)}; batch {args.batch_size} ====")
     print(f"start/end logits at real tokens, nmod vs HF: max |diff| = {diff:.2e} "

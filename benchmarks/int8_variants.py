@@ -16,9 +16,10 @@ batching is part of the variant) and prints its entity F1 minus fp32's:
 * `torch_per_channel_ffn_out_fp32`: the same with each layer's FFN output projection left in fp32, the
   other usual remedy for BERT's outlier activations;
 * `ort_per_tensor` / `ort_per_channel_batch_scale`: ONNX Runtime's dynamic quantization of the
-  exported graph, one activation scale per batch (`runtime="onnxruntime", precision="int8"` is the second);
+  exported graph, one activation scale per batch (what `runtime="onnxruntime", precision="int8"` did
+  before 2026-12-07, per tensor then per channel);
 * `ort_per_token` / `ort_per_token_7bit_weights`: one activation scale per token
-  (`quantize_int8(activations="token")`, `nmod_nlp.inference.onnx_int8`).
+  (`nmod_nlp.inference.onnx_int8`; the first is what `runtime="onnxruntime", precision="int8"` does).
 
 `--squad_models DIR,...` scores SQuAD models kept by `squad_accuracy.py --sides nmod --keep_models DIR`
 instead of training CoNLL ones: each model folder's `QuestionAnswerer` on the split's eval.json, the
@@ -54,17 +55,17 @@ def eager(encoder, head):
 
 
 def variant(name: str, encoder, head):
-    """`torch_per_channel` and `ort_per_channel_batch_scale` are the predictors' own serving paths; the
+    """`torch_per_channel` and `ort_per_token` are the predictors' own serving paths; the
     others are built here (weights 7-bit on CPUs without VNNI, as the serving paths', but for the 7-bit variant)."""
     from nmod_nlp.inference.onnx_int8 import quantize_per_token
     from nmod_nlp.inference.runtime import quantize_int8
 
     if name == "torch_per_channel":
         return B.serving_copy(encoder, head, "int8")
-    if name == "ort_per_channel_batch_scale":
-        return B.serving_copy(encoder, head, "ort_int8")
     if name == "ort_per_token":
-        return B.ort_int8_copy(encoder, head, functools.partial(quantize_int8, activations="token"))
+        return B.serving_copy(encoder, head, "ort_int8")
+    if name == "ort_per_channel_batch_scale":
+        return B.ort_int8_copy(encoder, head, functools.partial(quantize_int8, activations="tensor"))
     if name == "ort_per_token_7bit_weights":
         return B.ort_int8_copy(encoder, head, functools.partial(quantize_per_token, weight_levels=63))
     if name == "ort_per_tensor":

@@ -311,9 +311,11 @@ def test_int8_predictors_give_fp32_answers_within_tolerance(runs, capsys):
         prepare_for_inference([int8.head], None, "fp16")
 
 
-def test_onnxruntime_int8_scales_each_output_channel(tmp_path):
+@pytest.mark.parametrize("activations", ["token", "tensor"])
+def test_onnxruntime_int8_scales_each_output_channel(tmp_path, activations):
     """ONNX Runtime's int8 graph keeps one weight scale per output channel of a MatMul (per tensor cost
-    1.6 CoNLL F1 points more), and computes the fp32 product within the quantization error."""
+    1.6 CoNLL F1 points more), and computes the fp32 product within the quantization error, with one
+    activation scale per token (the default) or per batch."""
     pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     import numpy as np
@@ -328,9 +330,12 @@ def test_onnxruntime_int8_scales_each_output_channel(tmp_path):
         linear.weight[0] *= 50  # one row far wider than the others: a per-tensor scale would flatten the rest
     x = torch.randn(2, 3, 16)
     torch.onnx.export(linear, (x,), tmp_path / "linear.onnx", input_names=["x"], dynamo=False)
-    out = quantize_int8(tmp_path / "linear.onnx", tmp_path / "linear.int8.onnx")
-    scales = [i for i in onnx.load(out).graph.initializer if i.name.endswith("_scale") and i.dims == [8]]
+    out = quantize_int8(tmp_path / "linear.onnx", tmp_path / "linear.int8.onnx", activations)
+    graph = onnx.load(out).graph
+    scales = [i for i in graph.initializer if i.name.endswith("_scale") and i.dims == [8]]
     assert len(scales) == 1
+    per_token = any(n.op_type == "QuantizeLinear" for n in graph.node)  # the rewrite quantizes each row itself
+    assert per_token == (activations == "token")
     got = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
     want = linear(x).detach().numpy()
     # the narrow rows keep their own resolution: their error is far below the wide row's scale
