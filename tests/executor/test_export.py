@@ -117,6 +117,18 @@ def test_an_example_without_padding_still_exports_the_masking(tmp_path, classifi
     torch.testing.assert_close(run_onnx(path, unpadded), eager(classifier_graph, unpadded), rtol=1e-4, atol=1e-4)
 
 
+def test_onnx_masks_attention_with_one_add_not_a_nan_guard(tmp_path, classifier_graph, batches):
+    """The padded path exports its key mask additively: a boolean mask would make the exporter guard
+    every (B, H, T, T) probability against NaN (IsNaN, Where), a third of ONNX Runtime's time on SQuAD
+    batches, and padding must still be masked (the other batch is compared with eager)."""
+    onnx = pytest.importorskip("onnx")
+    example, other = batches
+    path = deployment_export(classifier_graph[0], tmp_path / "model.onnx", "onnx", example)
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert "Softmax" in ops and "IsNaN" not in ops
+    torch.testing.assert_close(run_onnx(path, other), eager(classifier_graph, other), rtol=1e-4, atol=1e-4)
+
+
 def test_module_export_with_a_tuple_example(tmp_path, tokenizer):
     """NeMo's form: one module, the example a tuple in input-port order."""
     encoder = BERT(pretrained_dir=str(MINILM))

@@ -29,7 +29,8 @@ ATTENTION_IMPLS = ("auto", "padded", "unpadded")
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None = None,
          dropout_p: float = 0.0) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` on ``(..., H, T, hd)``, ``key_mask`` True at the keys to attend.
+    """``F.scaled_dot_product_attention`` on ``(..., H, T, hd)``, ``key_mask`` True at the keys to attend
+    (or, traced for export without dropout, its additive form: 0 there, -inf elsewhere).
 
     With dropout on a CPU, SDPA runs its unfused math path and draws the probabilities' mask with
     ``bernoulli_``: most of the 15 % of a fp32 SQuAD training step that dropout's masks took. This is
@@ -70,8 +71,14 @@ class Padded:
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
         """``q, k, v``: ``(B, T, H, hd)`` -> ``(B, T, H, hd)``."""
+        key_mask = self.key_mask
+        if key_mask is not None and torch.jit.is_tracing():
+            # Traced for export, a boolean mask becomes a NaN guard (IsNaN, Where) over every (B, H, T, T)
+            # probability in the ONNX graph: a third of ONNX Runtime's time on SQuAD batches. An additive
+            # one is a single Add; every row keeps a key, so no row is all -inf.
+            key_mask = torch.zeros(key_mask.shape, dtype=q.dtype, device=q.device).masked_fill(~key_mask, float("-inf"))
         out = sdpa(  # SDPA wants (B, H, T, hd)
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), key_mask=self.key_mask, dropout_p=dropout_p
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), key_mask=key_mask, dropout_p=dropout_p
         )
         return out.transpose(1, 2)  # (B, T, H, hd)
 
