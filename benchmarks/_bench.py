@@ -231,7 +231,8 @@ def nmod_modules(dropout: float | None, attention_impl: str = "auto"):
 
 
 # The predictors' serving paths beside eager fp32 (`nmod_nlp.inference.runtime`): name -> (runtime, precision)
-SERVING_PATHS = {"int8": ("torch", "int8"), "ort": ("onnxruntime", "fp32"), "ort_int8": ("onnxruntime", "int8")}
+SERVING_PATHS = {"bf16": ("torch", "bf16"), "int8": ("torch", "int8"), "ort": ("onnxruntime", "fp32"),
+                 "ort_int8": ("onnxruntime", "int8")}
 
 
 def serving_copy(encoder, head, path: str):

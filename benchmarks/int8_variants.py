@@ -19,7 +19,8 @@ batching is part of the variant) and prints its entity F1 minus fp32's:
   exported graph, one activation scale per batch (what `runtime="onnxruntime", precision="int8"` did
   before 2026-12-07, per tensor then per channel);
 * `ort_per_token` / `ort_per_token_7bit_weights`: one activation scale per token
-  (`nmod_nlp.inference.onnx_int8`; the first is what `runtime="onnxruntime", precision="int8"` does).
+  (`nmod_nlp.inference.onnx_int8`; the first is what `runtime="onnxruntime", precision="int8"` does);
+* `torch_bf16`: not int8, the forward under bf16 autocast (`precision="bf16"`), for the same table.
 
 `--squad_models DIR,...` scores SQuAD models kept by `squad_accuracy.py --sides nmod --keep_models DIR`
 instead of training CoNLL ones: each model folder's `QuestionAnswerer` on the split's eval.json, the
@@ -39,7 +40,7 @@ import ner_accuracy as N  # noqa: E402
 import squad_accuracy as S  # noqa: E402
 
 VARIANTS = ("torch_per_tensor", "torch_per_channel", "torch_per_channel_ffn_out_fp32", "ort_per_tensor",
-            "ort_per_channel_batch_scale", "ort_per_token", "ort_per_token_7bit_weights")
+            "ort_per_channel_batch_scale", "ort_per_token", "ort_per_token_7bit_weights", "torch_bf16")
 
 
 def is_ffn_output(name: str) -> bool:
@@ -62,6 +63,8 @@ def variant(name: str, encoder, head):
 
     if name == "torch_per_channel":
         return B.serving_copy(encoder, head, "int8")
+    if name == "torch_bf16":
+        return B.serving_copy(encoder, head, "bf16")
     if name == "ort_per_token":
         return B.serving_copy(encoder, head, "ort_int8")
     if name == "ort_per_channel_batch_scale":

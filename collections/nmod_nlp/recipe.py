@@ -647,8 +647,8 @@ def infer_parser(doc: str, work_dir: str, queries: Optional[str] = None, input_f
     p.add_argument("--batch_size", type=number(int), default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="int8: the Linear layers quantized to int8 for the CPU (dynamic quantization; "
-                        "docs/inference_export.md)")
+                   help="bf16: bf16 autocast (fast on CPUs with AMX or avx512_bf16, and GPUs); int8: the Linear "
+                        "layers quantized to int8 for the CPU (dynamic quantization; docs/inference_export.md)")
     p.add_argument("--runtime", default="torch", choices=RUNTIMES,
                    help="onnxruntime: the encoder and head exported as one ONNX graph and run by ONNX Runtime on "
                         "the CPU (with --precision int8: its dynamic int8 quantization)")

@@ -311,6 +311,34 @@ def test_int8_predictors_give_fp32_answers_within_tolerance(runs, capsys):
         prepare_for_inference([int8.head], None, "fp16")
 
 
+def test_bf16_predictors_give_fp32_answers_within_bf16_rounding(runs, capsys):
+    """--precision bf16 (bf16 autocast): fp32 outputs, each within bf16's rounding of fp32's, for a
+    sequence and a token head; the weights stay fp32; the ONNX runtime refuses it; the scripts take it."""
+    import torch
+
+    from nmod.core.errors import ConfigError
+    from nmod_nlp.inference import load_predictor
+
+    ids = torch.tensor([[2, 7, 9, 11, 3, 0], [2, 5, 3, 0, 0, 0]])
+    types, mask = torch.zeros_like(ids), (ids != 0).long()
+    for name in ("glue", "ner"):
+        model_dir = runs[name]["work"] / "model"
+        fp32, bf16 = (load_predictor(model_dir, precision=p) for p in ("fp32", "bf16"))
+        with torch.no_grad():
+            want, got = fp32.forward(ids, types, mask), bf16.forward(ids, types, mask)
+        assert all(p.dtype == torch.float32 for p in bf16.encoder.parameters())
+        for w, g in zip(want, got):
+            assert g.dtype == torch.float32 and g.shape == w.shape
+            assert not torch.equal(g, w)  # the products did run in bf16
+            probs = lambda t: torch.softmax(t, -1)  # noqa: E731
+            assert (probs(g) - probs(w)).abs().max() < 0.02
+    with pytest.raises(ConfigError, match="precision 'bf16' runs on the torch runtime"):
+        load_predictor(runs["glue"]["work"] / "model", runtime="onnxruntime", precision="bf16")
+    code, out, err = run_script(RECIPES["glue"][3], [*RECIPES["glue"][4], "--model_dir", runs["glue"]["work"] / "model",
+                                                     "--precision", "bf16"], capsys)
+    assert code == 0, err[-2000:]
+
+
 @pytest.mark.parametrize("activations", ["token", "tensor"])
 def test_onnxruntime_int8_scales_each_output_channel(tmp_path, activations):
     """ONNX Runtime's int8 graph keeps one weight scale per output channel of a MatMul (per tensor cost

@@ -1,4 +1,10 @@
-"""How a predictor's modules run: fp32 as trained, or with int8 linear layers for CPU serving.
+"""How a predictor's modules run: fp32 as trained, in bf16 autocast, or with int8 linear layers for CPU serving.
+
+``bf16`` runs the forward under ``torch.autocast(dtype=torch.bfloat16)``, what training's ``O1`` runs:
+the weights stay fp32, the matrix products run in bf16, LayerNorm and softmax in fp32, and the outputs
+come back as fp32. It needs a CPU with bf16 units (``avx512_bf16`` or AMX; elsewhere torch emulates it,
+slower than fp32) or a GPU. On an AMX Xeon it served SQuAD batches as fast as int8 and kept fp32's
+metric (docs/performance.md, docs/accuracy.md).
 
 ``int8`` is dynamic quantization (torch's ``quantize_dynamic``): each ``nn.Linear``'s weights are
 stored as int8 with one scale per output channel, and each batch's activations are quantized on the
@@ -19,12 +25,13 @@ from nmod.core.errors import ConfigError
 
 __all__ = ["PRECISIONS", "prepare_for_inference"]
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def prepare_for_inference(modules: list[torch.nn.Module], device: Optional[str], precision: str) -> torch.device:
     """Move ``modules`` to ``device`` (default: where they are), put them in eval mode and, for
-    ``int8``, quantize their Linear layers in place. Returns the device they run on."""
+    ``int8``, quantize their Linear layers in place (``bf16`` changes nothing here: the caller runs the
+    forward under autocast). Returns the device they run on."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     for module in modules:

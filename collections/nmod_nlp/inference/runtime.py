@@ -2,13 +2,14 @@
 
 Both take the encoder's three inputs and return the head's outputs in its port order, so the
 predictors read the same tensors whichever runs them. ``torch`` is the modules themselves, fp32 as
-trained or with int8 Linear layers (``inference.precision``). ``onnxruntime`` exports the encoder and
-head once, when the folder is loaded, as one graph with ``deployment_export`` (dynamic batch and
-length, the padded attention path), and serves it from an ONNX Runtime session on the CPU; its int8
-quantizes the graph's matrix products: int8 weights with one scale per output channel, activations
-quantized on the fly with one scale per token (``inference.onnx_int8``; ``quantize_int8(activations="tensor")``
-gives ONNX Runtime's own dynamic quantization, one scale per batch, which cost SQuAD 0.8 F1). Nothing is
-written beside the model folder: the ONNX file lives in a temporary folder only while the session is made.
+trained, under bf16 autocast, or with int8 Linear layers (``inference.precision``). ``onnxruntime``
+exports the encoder and head once, when the folder is loaded, as one graph with ``deployment_export``
+(dynamic batch and length, the padded attention path), and serves it from an ONNX Runtime session on
+the CPU; its int8 quantizes the graph's matrix products: int8 weights with one scale per output
+channel, activations quantized on the fly with one scale per token (``inference.onnx_int8``;
+``quantize_int8(activations="tensor")`` gives ONNX Runtime's own dynamic quantization, one scale per
+batch, which cost SQuAD 0.8 F1). Nothing is written beside the model folder: the ONNX file lives in a
+temporary folder only while the session is made.
 """
 from __future__ import annotations
 
@@ -31,19 +32,23 @@ RUNTIMES = ("torch", "onnxruntime")
 
 
 class EagerModel:
-    """The encoder, then the head, called as modules on ``device``."""
+    """The encoder, then the head, called as modules on ``device``; with ``precision="bf16"`` under bf16
+    autocast, the outputs handed back as fp32."""
 
     def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module, device: Optional[str], precision: str):
         self.encoder, self.head = encoder, head
         self.device = prepare_for_inference([encoder, head], device, precision)
+        self.autocast = precision == "bf16"
 
     def __call__(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
                  attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         to = lambda t: t.to(self.device)  # noqa: E731
-        encoded = self.encoder(input_ids=to(input_ids), token_type_ids=to(token_type_ids),
-                               attention_mask=to(attention_mask))
-        out = self.head(**head_inputs(self.head, encoded))
-        return tuple(out) if isinstance(out, tuple) else (out,)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            encoded = self.encoder(input_ids=to(input_ids), token_type_ids=to(token_type_ids),
+                                   attention_mask=to(attention_mask))
+            out = self.head(**head_inputs(self.head, encoded))
+        out = tuple(out) if isinstance(out, tuple) else (out,)
+        return tuple(t.float() if t.is_floating_point() else t for t in out) if self.autocast else out
 
 
 class OnnxRuntimeModel:
@@ -61,6 +66,9 @@ class OnnxRuntimeModel:
         except ImportError:
             raise ConfigError("runtime 'onnxruntime' needs the onnxruntime and onnx packages: "
                               "pip install 'nmod[onnxruntime]'") from None
+        if precision == "bf16":
+            raise ConfigError("precision 'bf16' runs on the torch runtime (bf16 autocast); ONNX Runtime serves "
+                              "fp32 or int8 here")
         self.encoder, self.head = encoder, head
         self.device = prepare_for_inference([encoder, head], "cpu", "fp32")
         options = onnxruntime.SessionOptions()
