@@ -63,8 +63,8 @@ class NeuralModuleFactory:
         import numpy as np
         import torch
 
-        from nmod.backends.pytorch.actions import PtActions
         from nmod.backends.pytorch import host_memory
+        from nmod.backends.pytorch.actions import PtActions
         from nmod.backends.pytorch.distributed import init_distributed
         from nmod.backends.pytorch.precision import Precision
 

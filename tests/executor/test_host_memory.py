@@ -14,7 +14,7 @@ from nmod.backends.pytorch import host_memory
 pytestmark = pytest.mark.skipif(host_memory.mmapped_blocks() is None, reason="needs glibc's mallopt and mallinfo2")
 
 PROBE = textwrap.dedent("""
-    import json, logging, sys, torch
+    import json, torch
     from nmod.backends.pytorch import host_memory
     before = host_memory.mmapped_blocks()
     setup = {setup!r}
@@ -22,14 +22,14 @@ PROBE = textwrap.dedent("""
         import nmod
         nmod.NeuralModuleFactory(placement="cpu", **{kwargs})
     elif setup == "keep":
-        applied = host_memory.keep_large_blocks()
+        assert host_memory.keep_large_blocks() == {allowed}
     big = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MiB, above glibc's 32 MiB mmap ceiling
     print(json.dumps({{"new_mmaps": host_memory.mmapped_blocks() - before, "sum": int(big.sum())}}))
 """)
 
 
 def probe(setup: str, kwargs: str = "{}", env: dict | None = None) -> dict:
-    code = PROBE.format(setup=setup, kwargs=kwargs)
+    code = PROBE.format(setup=setup, kwargs=kwargs, allowed=(env or {}).get(host_memory.ENV) != "0")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -44,4 +44,3 @@ def test_glibc_default_maps_a_64_mib_tensor_and_keep_large_blocks_serves_it_from
 def test_the_cpu_factory_keeps_large_blocks_unless_told_not_to():
     assert probe("factory")["new_mmaps"] == 0
     assert probe("factory", "{'keep_cpu_memory': False}")["new_mmaps"] == 1
-

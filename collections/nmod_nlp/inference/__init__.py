@@ -9,8 +9,9 @@
 | ``intent_slot`` | ``IntentSlotTagger`` | a query | an intent, a slot per word |
 
 ``precision="int8"`` (``--precision int8`` in the ``*_infer.py`` scripts) runs the Linear layers in int8
-on the CPU, ``precision="bf16"`` the forward under bf16 autocast (``inference.precision``); ``runtime="onnxruntime"`` (``--runtime onnxruntime``) serves the
-encoder and head as one ONNX graph from ONNX Runtime, fp32 or int8 (``inference.runtime``).
+on the CPU, ``precision="bf16"`` the forward under bf16 autocast (``inference.precision``);
+``runtime="onnxruntime"`` (``--runtime onnxruntime``) serves the encoder and head as one ONNX graph from
+ONNX Runtime, fp32 or int8 (``inference.runtime``).
 
 Each reads only the folder (``nmod_nlp.model_folder``): no Megatron config, checkpoint or recipe flag.
 """

@@ -3,7 +3,7 @@
 ``bf16`` runs the forward under ``torch.autocast(dtype=torch.bfloat16)``, what training's ``O1`` runs:
 the weights stay fp32, the matrix products run in bf16, LayerNorm and softmax in fp32, and the outputs
 come back as fp32. It needs a CPU with bf16 units (``avx512_bf16`` or AMX; elsewhere torch emulates it,
-slower than fp32) or a GPU. On an AMX Xeon it served SQuAD batches as fast as int8 and kept fp32's
+slower than fp32) or a GPU. On an AMX Xeon it served SQuAD batches faster than int8 and kept fp32's
 metric (docs/performance.md, docs/accuracy.md).
 
 ``int8`` is dynamic quantization (torch's ``quantize_dynamic``): each ``nn.Linear``'s weights are

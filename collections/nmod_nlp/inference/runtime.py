@@ -109,7 +109,7 @@ def quantize_int8(path: Path, out: Path, activations: str = "token", per_channel
     tensor, ``per_channel=False``, cost 0.6-1.2 CoNLL F1 points more) and activations with one scale per
     token (``onnx_int8``), or, ``activations="tensor"``, one per batch (ONNX Runtime's
     ``quantize_dynamic``). Per token is the default: on five trained SQuAD models it changed F1 by
-    -0.01 on average where one scale per batch lost 0.83, at ~0.9x its speed; on CoNLL both stay within
+    -0.01 on average where one scale per batch lost 0.82, at ~0.9x its speed; on CoNLL both stay within
     0.2 (docs/accuracy.md). A BERT's few wide tokens ([CLS], [SEP], punctuation) set a batch's one scale
     and leave the ordinary tokens a handful of int8 levels."""
     full_range = cpu_has_vnni()

@@ -25,7 +25,8 @@ import os
 import platform
 from typing import Optional
 
-__all__ = ["GLIBC_MMAP_CEILING", "HEAP_THRESHOLD", "allowed_by_env", "keep_large_blocks", "mmapped_blocks", "set_mmap_threshold"]
+__all__ = ["GLIBC_MMAP_CEILING", "HEAP_THRESHOLD", "allowed_by_env", "keep_large_blocks", "mmapped_blocks",
+           "set_mmap_threshold"]
 
 #: glibc's own dynamic mmap threshold never rises above this (``DEFAULT_MMAP_THRESHOLD_MAX``, 64-bit).
 GLIBC_MMAP_CEILING = 32 << 20
