@@ -41,6 +41,16 @@ def test_glibc_default_maps_a_64_mib_tensor_and_keep_large_blocks_serves_it_from
     assert probe("keep", env={host_memory.ENV: "0"})["new_mmaps"] == 1
 
 
+def test_a_mistyped_environment_value_is_an_error_naming_it(monkeypatch):
+    from nmod.core.errors import ConfigError
+
+    monkeypatch.setenv(host_memory.ENV, "flase")
+    with pytest.raises(ConfigError, match="NMOD_KEEP_CPU_MEMORY='flase': expected 0/false/no/off or 1/true/yes/on"):
+        host_memory.keep_large_blocks()
+    monkeypatch.setenv(host_memory.ENV, " OFF ")
+    assert host_memory.allowed_by_env() is False and host_memory.keep_large_blocks() is False
+
+
 def test_the_cpu_factory_keeps_large_blocks_unless_told_not_to():
     assert probe("factory")["new_mmaps"] == 0
     assert probe("factory", "{'keep_cpu_memory': False}")["new_mmaps"] == 1

@@ -25,6 +25,8 @@ import os
 import platform
 from typing import Optional
 
+from nmod.core.errors import ConfigError
+
 __all__ = ["GLIBC_MMAP_CEILING", "HEAP_THRESHOLD", "allowed_by_env", "keep_large_blocks", "mmapped_blocks",
            "set_mmap_threshold"]
 
@@ -71,9 +73,16 @@ def keep_large_blocks(threshold: int = HEAP_THRESHOLD) -> bool:
     return allowed_by_env() and set_mmap_threshold(threshold)
 
 
+_ON, _OFF = ("1", "true", "yes", "on", ""), ("0", "false", "no", "off")
+
+
 def allowed_by_env() -> bool:
-    """False when ``NMOD_KEEP_CPU_MEMORY`` is 0, false, no or off."""
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    """False when ``NMOD_KEEP_CPU_MEMORY`` is 0, false, no or off; True when unset, 1, true, yes or on.
+    Any other value is a ``ConfigError``: a typo must not silently leave the setting on."""
+    value = os.environ.get(ENV, "1").strip().lower()
+    if value not in _ON + _OFF:
+        raise ConfigError(f"{ENV}={os.environ[ENV]!r}: expected 0/false/no/off or 1/true/yes/on")
+    return value in _ON
 
 
 def mmapped_blocks() -> Optional[int]:
